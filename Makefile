@@ -1,0 +1,35 @@
+# binlake — the two commands a newcomer runs are `make demo` and `make test`.
+GO ?= go
+GOFLAGS_TEST ?= -count=1 -timeout 40m
+BIN := bin/binlake
+
+.PHONY: all build test demo bench vet fmt clean deps
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/binlake
+
+# deps installs what the tests start: MariaDB (apt, as root) and versitygw (go install).
+deps:
+	@scripts/deps.sh s3
+
+# The whole suite, against real MariaDB and S3-compatible servers the tests start.
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+# A throwaway MariaDB with a sample WordPress database → binlake → ./demo-lake.
+# Keep it running with: go run ./cmd/binlake demo --keep
+demo:
+	@scripts/deps.sh
+	$(GO) run ./cmd/binlake demo --dir demo-lake
+
+bench:
+	@echo "make bench: not yet — the benchmark suite lands with the performance issue (#8)."
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin demo-lake binlake-state

@@ -1,0 +1,362 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/binlake/binlake/internal/change"
+)
+
+// binlogPosition is the server's current binlog end.
+func (s *source) binlogPosition(ctx context.Context) (string, uint32, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	defer conn.Close()
+	return s.binlogPositionOn(ctx, conn)
+}
+
+func (s *source) binlogPositionOn(ctx context.Context, conn *sql.Conn) (string, uint32, error) {
+	rows, err := conn.QueryContext(ctx, "SHOW MASTER STATUS")
+	if err != nil {
+		// MySQL 8.4 renamed it.
+		rows, err = conn.QueryContext(ctx, "SHOW BINARY LOG STATUS")
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("reading the binlog position (grant REPLICATION CLIENT): %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		return "", 0, fmt.Errorf("the source reports no binlog position: is the binary log enabled (--log-bin)?")
+	}
+	vals := make([]sql.NullString, len(cols))
+	dest := make([]any, len(cols))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return "", 0, err
+	}
+	var pos uint32
+	fmt.Sscan(vals[1].String, &pos)
+	return vals[0].String, pos, nil
+}
+
+// txn collects the records of the transaction being read; they are
+// published when its commit is seen, stamped with the commit time.
+type txn struct {
+	id      uint64
+	records []*change.Record
+}
+
+// streamBinlog reads the binlog from the checkpoint until ctx is cancelled.
+func (c *Capture) streamBinlog(ctx context.Context) error {
+	my := c.cfg.Source.MySQL
+	cfg := replication.BinlogSyncerConfig{
+		ServerID:                my.ServerID,
+		Flavor:                  c.src.flavor,
+		Host:                    my.Host,
+		Port:                    uint16(my.Port),
+		User:                    my.User,
+		Password:                my.Password,
+		Charset:                 "utf8mb4",
+		TimestampStringLocation: time.UTC,
+		RenderJSONAsMySQLText:   true,
+		HeartbeatPeriod:         my.Heartbeat.D(),
+		ReadTimeout:             3 * my.Heartbeat.D(),
+		MaxReconnectAttempts:    10,
+		Logger:                  slog.New(discardHandler{}),
+	}
+	syncer := replication.NewBinlogSyncer(cfg)
+	defer syncer.Close()
+
+	c.mu.Lock()
+	file, pos := c.state.BinlogFile, c.state.BinlogPos
+	c.mu.Unlock()
+	c.log.Info("streaming binlog", "file", file, "pos", pos)
+	streamer, err := syncer.StartSync(mysql.Position{Name: file, Pos: pos})
+	if err != nil {
+		return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
+	}
+	r := &binlogReader{c: c, file: file, cols: map[*replication.TableMapEvent][]binlogColumn{}}
+	if r.fileNum, err = change.BinlogFileNumber(file); err != nil {
+		return err
+	}
+	lastSave := time.Now()
+	for {
+		ev, err := streamer.GetEvent(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.save(context.WithoutCancel(ctx))
+			}
+			return fmt.Errorf("reading binlog at %s:%d: %w", r.file, r.pos, err)
+		}
+		committed, err := r.handle(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if committed && time.Since(lastSave) >= c.opts.CheckpointEvery {
+			if err := c.save(ctx); err != nil {
+				return err
+			}
+			lastSave = time.Now()
+		}
+	}
+}
+
+type binlogReader struct {
+	c       *Capture
+	file    string
+	fileNum uint64
+	pos     uint32 // end of the last event read
+	tx      *txn
+	cols    map[*replication.TableMapEvent][]binlogColumn
+}
+
+// handle processes one event and reports whether a transaction boundary was
+// passed (the checkpoint may then move).
+func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) (bool, error) {
+	h := ev.Header
+	start := uint64(0)
+	if h.LogPos >= h.EventSize {
+		start = uint64(h.LogPos - h.EventSize)
+	}
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		r.file = string(e.NextLogName)
+		n, err := change.BinlogFileNumber(r.file)
+		if err != nil {
+			return false, err
+		}
+		r.fileNum, r.pos = n, uint32(e.Position)
+		if r.tx == nil {
+			r.commitPosition()
+			return true, nil
+		}
+		return false, nil
+	case *replication.MariadbGTIDEvent:
+		r.tx = &txn{id: e.GTID.SequenceNumber}
+	case *replication.GTIDEvent:
+		r.tx = &txn{id: uint64(e.GNO)}
+	case *replication.QueryEvent:
+		q := strings.TrimSpace(string(e.Query))
+		switch strings.ToUpper(q) {
+		case "BEGIN":
+			if r.tx == nil {
+				r.tx = &txn{}
+			}
+		case "COMMIT":
+			return r.commit(ctx, h)
+		default:
+			if err := r.ddl(ctx, e, h, start); err != nil {
+				return false, err
+			}
+			return r.commit(ctx, h)
+		}
+	case *replication.RowsEvent:
+		if err := r.rows(e, start); err != nil {
+			return false, err
+		}
+	case *replication.XIDEvent:
+		return r.commit(ctx, h)
+	}
+	if h.LogPos > 0 {
+		r.pos = h.LogPos
+	}
+	return false, nil
+}
+
+func (r *binlogReader) commitPosition() {
+	r.c.mu.Lock()
+	r.c.state.BinlogFile, r.c.state.BinlogPos = r.file, r.pos
+	r.c.mu.Unlock()
+}
+
+// commit publishes the transaction's records and moves the resume position
+// past the commit event.
+func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (bool, error) {
+	if h.LogPos > 0 {
+		r.pos = h.LogPos
+	}
+	commitTime := time.Unix(int64(h.Timestamp), 0).UTC()
+	if r.tx != nil {
+		for i, rec := range r.tx.records {
+			rec.CommitTime = commitTime
+			rec.TransactionID = r.tx.id
+			rec.TransactionSeq = uint32(i + 1)
+			var err error
+			if rec.Op.IsControl() {
+				err = r.c.broadcast(ctx, rec)
+			} else {
+				err = r.c.emit(ctx, rec)
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+		if len(r.tx.records) > 0 {
+			r.c.mu.Lock()
+			r.c.lagAt = commitTime
+			r.c.mu.Unlock()
+		}
+	}
+	r.tx = nil
+	r.commitPosition()
+	return true, nil
+}
+
+// skip reports whether the event at start on table t is covered by the
+// table's full load (or the table is not selected).
+func (r *binlogReader) skip(t TableName, start uint64) bool {
+	if !r.c.cfg.Selected(t.Schema, t.Table) {
+		return true
+	}
+	r.c.mu.Lock()
+	p := r.c.state.Tables[t.String()]
+	if p == nil {
+		// A table created after the task started: the binlog has all of it.
+		now := time.Now().UTC()
+		r.c.state.Tables[t.String()] = &TableProgress{State: StateCompleted, LoadEnd: &now}
+	}
+	r.c.mu.Unlock()
+	if p == nil || p.LoadPosition == "" {
+		return false
+	}
+	w, err := change.ParsePosition(p.LoadPosition)
+	if err != nil {
+		return false
+	}
+	return r.fileNum < w.File || (r.fileNum == w.File && start < w.Offset)
+}
+
+func (r *binlogReader) rows(e *replication.RowsEvent, start uint64) error {
+	tm := e.Table
+	t := TableName{Schema: string(tm.Schema), Table: string(tm.Table)}
+	if r.skip(t, start) {
+		return nil
+	}
+	cols, ok := r.cols[tm]
+	if !ok {
+		var err error
+		cols, err = binlogColumns(tm, r.c.src.charsets)
+		if err != nil {
+			return err
+		}
+		clear(r.cols) // one table map is live per table id
+		r.cols[tm] = cols
+	}
+	if r.tx == nil {
+		r.tx = &txn{}
+	}
+	pk := make([]int, len(tm.PrimaryKey))
+	for i, k := range tm.PrimaryKey {
+		pk[i] = int(k)
+	}
+	convert := func(raw []any) (change.Row, error) {
+		if len(raw) != len(cols) {
+			return nil, fmt.Errorf("%s: row event has %d columns, table map %d", t, len(raw), len(cols))
+		}
+		row := make(change.Row, len(cols))
+		for i := range cols {
+			v, err := cols[i].value(raw[i])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t, err)
+			}
+			row[i] = change.Field{Name: cols[i].name, Value: v}
+		}
+		return row, nil
+	}
+	base := change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindEvent}
+	add := func(op change.Op, row change.Row, a, b uint64) {
+		pos := base
+		pos.A, pos.B = a, b
+		rec := &change.Record{Op: op, Schema: t.Schema, Table: t.Table, Data: row, Position: pos}
+		partitionKey(rec, row, pk)
+		r.tx.records = append(r.tx.records, rec)
+	}
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert, replication.EnumRowsEventTypeDelete:
+		op := change.OpInsert
+		if e.Type() == replication.EnumRowsEventTypeDelete {
+			op = change.OpDelete
+		}
+		for i, raw := range e.Rows {
+			row, err := convert(raw)
+			if err != nil {
+				return err
+			}
+			add(op, row, uint64(i), 0)
+		}
+	case replication.EnumRowsEventTypeUpdate:
+		if len(e.Rows)%2 != 0 {
+			return fmt.Errorf("%s: update event with an odd number of row images", t)
+		}
+		for i := 0; i < len(e.Rows); i += 2 {
+			before, err := convert(e.Rows[i])
+			if err != nil {
+				return err
+			}
+			after, err := convert(e.Rows[i+1])
+			if err != nil {
+				return err
+			}
+			if pkChanged(before, after, pk) {
+				// A key change is two records, so each key's history stays on
+				// its own partition: delete of the old key, insert of the new.
+				add(change.OpDelete, before, uint64(i/2), 0)
+				add(change.OpInsert, after, uint64(i/2), 1)
+				continue
+			}
+			add(change.OpUpdate, after, uint64(i/2), 0)
+		}
+	default:
+		return fmt.Errorf("%s: unsupported rows event", t)
+	}
+	return nil
+}
+
+func pkChanged(before, after change.Row, pk []int) bool {
+	for _, i := range pk {
+		var a, b []byte
+		a = change.AppendValue(a, before[i].Value)
+		b = change.AppendValue(b, after[i].Value)
+		if string(a) != string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// ddl turns a DDL statement on a selected table into a control record.
+func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *replication.EventHeader, start uint64) error {
+	op, t, ok := parseDDL(string(e.Query), string(e.Schema))
+	if !ok || r.skip(t, start) {
+		return nil
+	}
+	if r.tx == nil {
+		r.tx = &txn{}
+	}
+	r.tx.records = append(r.tx.records, &change.Record{
+		Op: op, Schema: t.Schema, Table: t.Table, Statement: string(e.Query),
+		Position:     change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindEvent},
+		PartitionKey: t.String(),
+	})
+	return nil
+}
+
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+

@@ -1,0 +1,296 @@
+// Package capture reads a MySQL or MariaDB source: a consistent, lock-free
+// full load of the selected tables and then the binlog, turning every row
+// change and DDL into change records published on the stream in order.
+package capture
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/checkpoint"
+	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/stream"
+)
+
+// Table states, in DMS's words.
+const (
+	StateBeforeLoad = "Before load"
+	StateFullLoad   = "Full load"
+	StateCompleted  = "Table completed"
+	StateError      = "Table error"
+)
+
+// Phases of a capture run.
+const (
+	PhaseStarting  = "starting"
+	PhaseLoading   = "loading"
+	PhaseStreaming = "streaming"
+	PhaseDone      = "done"
+)
+
+// TableProgress is the capture state of one table, saved in the checkpoint.
+type TableProgress struct {
+	State        string     `json:"state"`
+	LoadPosition string     `json:"load_position,omitempty"` // watermark of the completed (or running) full load
+	LoadRows     uint64     `json:"full_load_rows"`
+	LoadStart    *time.Time `json:"full_load_start,omitempty"`
+	LoadEnd      *time.Time `json:"full_load_end,omitempty"`
+	Error        string     `json:"error,omitempty"`
+}
+
+// State is the capture checkpoint.
+type State struct {
+	FormatVersion int                       `json:"format_version"`
+	Flavor        string                    `json:"flavor"`
+	ServerID      uint32                    `json:"server_id"`
+	Epoch         uint32                    `json:"epoch"`
+	BinlogFile    string                    `json:"binlog_file,omitempty"` // CDC resumes here, at a transaction boundary
+	BinlogPos     uint32                    `json:"binlog_pos,omitempty"`
+	NextChunk     uint64                    `json:"next_chunk"`
+	Tables        map[string]*TableProgress `json:"tables"`
+	SavedAt       time.Time                 `json:"saved_at"`
+}
+
+const stateFormatVersion = 1
+
+// Options configure a Capture.
+type Options struct {
+	Config   *config.Config
+	Producer stream.Producer
+	StateDir string
+	Logger   *slog.Logger
+	// CheckpointEvery is how often CDC saves its position (default 1s).
+	CheckpointEvery time.Duration
+}
+
+// Capture is the source side of a task.
+type Capture struct {
+	opts  Options
+	cfg   *config.Config
+	log   *slog.Logger
+	prod  stream.Producer
+	path  string
+	src   *source
+	parts int
+
+	mu    sync.Mutex
+	state State
+	phase string
+	lagAt time.Time // commit time of the last transaction published
+	buf   []byte
+}
+
+// New returns a Capture; Run starts it.
+func New(opts Options) *Capture {
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = time.Second
+	}
+	return &Capture{
+		opts:  opts,
+		cfg:   opts.Config,
+		log:   opts.Logger,
+		prod:  opts.Producer,
+		path:  filepath.Join(opts.StateDir, "capture.json"),
+		parts: max(opts.Config.Stream.Partitions, 1),
+		phase: PhaseStarting,
+		state: State{FormatVersion: stateFormatVersion, Tables: map[string]*TableProgress{}},
+	}
+}
+
+// Phase tells what the capture is doing.
+func (c *Capture) Phase() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.phase
+}
+
+// LastCommit is the source commit time of the newest transaction published.
+func (c *Capture) LastCommit() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lagAt
+}
+
+// Tables returns a copy of every table's progress.
+func (c *Capture) Tables() map[string]TableProgress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]TableProgress, len(c.state.Tables))
+	for k, v := range c.state.Tables {
+		out[k] = *v
+	}
+	return out
+}
+
+func (c *Capture) setPhase(p string) {
+	c.mu.Lock()
+	c.phase = p
+	c.mu.Unlock()
+}
+
+// Run captures until ctx is cancelled (CDC) or, for a full-load task, until
+// the load is published. On return every record it published is durable on
+// the stream and the checkpoint says where to resume.
+func (c *Capture) Run(ctx context.Context) error {
+	if _, err := checkpoint.Load(c.path, &c.state); err != nil {
+		return err
+	}
+	if c.state.FormatVersion != stateFormatVersion {
+		return fmt.Errorf("capture checkpoint %s has format version %d, this binlake reads %d", c.path, c.state.FormatVersion, stateFormatVersion)
+	}
+	if c.state.Tables == nil {
+		c.state.Tables = map[string]*TableProgress{}
+	}
+	src, err := openSource(ctx, c.cfg.Source.MySQL)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	c.src = src
+	if err := src.checkBinlog(ctx); err != nil {
+		return err
+	}
+	c.state.Flavor, c.state.ServerID = src.flavor, src.serverID
+	c.log.Info("source connected", "version", src.version, "flavor", src.flavor, "server_id", src.serverID)
+
+	tables, err := src.listTables(ctx, c.cfg.Selected)
+	if err != nil {
+		return err
+	}
+	if len(tables) == 0 {
+		c.log.Warn("the selection rules select no table yet; tables created later are captured from the binlog")
+	}
+	var toLoad []TableName
+	c.mu.Lock()
+	for _, t := range tables {
+		p := c.state.Tables[t.String()]
+		if p == nil {
+			p = &TableProgress{State: StateBeforeLoad}
+			c.state.Tables[t.String()] = p
+		}
+		if c.cfg.Migration == config.MigrationCDC && p.State != StateCompleted {
+			p.State = StateCompleted // CDC only: nothing to load
+		}
+		if p.State != StateCompleted {
+			toLoad = append(toLoad, t)
+		}
+	}
+	c.mu.Unlock()
+
+	if len(toLoad) > 0 {
+		c.setPhase(PhaseLoading)
+		if err := c.fullLoad(ctx, toLoad); err != nil {
+			return err
+		}
+	}
+	if c.cfg.Migration == config.MigrationFullLoad {
+		c.setPhase(PhaseDone)
+		return c.save(ctx)
+	}
+	if c.state.BinlogFile == "" {
+		file, pos, err := src.binlogPosition(ctx)
+		if err != nil {
+			return err
+		}
+		c.state.BinlogFile, c.state.BinlogPos = file, pos
+		if err := c.save(ctx); err != nil {
+			return err
+		}
+	}
+	c.setPhase(PhaseStreaming)
+	err = c.streamBinlog(ctx)
+	c.setPhase(PhaseDone)
+	return err
+}
+
+// save flushes the producer and writes the checkpoint: the checkpoint never
+// claims more than the stream holds.
+func (c *Capture) save(ctx context.Context) error {
+	if err := c.prod.Flush(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.state.SavedAt = time.Now().UTC()
+	err := checkpoint.Save(c.path, &c.state)
+	c.mu.Unlock()
+	return err
+}
+
+func (c *Capture) partition(key string) int {
+	if c.parts == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(c.parts))
+}
+
+// emit publishes a data record on its key's partition.
+func (c *Capture) emit(ctx context.Context, rec *change.Record) error {
+	rec.BuiltAt = time.Now()
+	data := rec.AppendJSON(nil)
+	if len(data) > maxRecord {
+		return fmt.Errorf("%s.%s: a record of %d bytes at %s is larger than the stream's %d-byte message limit", rec.Schema, rec.Table, len(data), rec.Position, maxRecord)
+	}
+	return c.prod.Publish(ctx, &stream.Message{
+		Partition:  c.partition(rec.PartitionKey),
+		Table:      rec.Schema + "." + rec.Table,
+		Position:   rec.Position.String(),
+		Op:         string(rec.Op),
+		CommitTime: rec.CommitTime,
+		Data:       data,
+	})
+}
+
+// maxRecord is the largest record the stream carries whole.
+const maxRecord = 60 << 20
+
+// broadcast publishes a control record on every partition, each copy with
+// its own sub-position (B = partition), so each partition's writer sees the
+// schema change in order with the rows.
+func (c *Capture) broadcast(ctx context.Context, rec *change.Record) error {
+	for p := 0; p < c.parts; p++ {
+		r := *rec
+		r.Position.B = uint64(p)
+		r.BuiltAt = time.Now()
+		if err := c.prod.Publish(ctx, &stream.Message{
+			Partition:  p,
+			Table:      r.Schema + "." + r.Table,
+			Position:   r.Position.String(),
+			Op:         string(r.Op),
+			CommitTime: r.CommitTime,
+			Data:       r.AppendJSON(nil),
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitionKey sets the record's DMS partition key: schema.table.<pk
+// values> when the table has a primary key, else schema.table.
+func partitionKey(rec *change.Record, row change.Row, pk []int) {
+	b := make([]byte, 0, 64)
+	b = append(b, rec.Schema...)
+	b = append(b, '.')
+	b = append(b, rec.Table...)
+	for _, i := range pk {
+		if i >= len(row) {
+			continue
+		}
+		b = append(b, '.')
+		if s, ok := row[i].Value.(string); ok {
+			b = append(b, s...)
+		} else {
+			b = change.AppendValue(b, row[i].Value)
+		}
+	}
+	rec.PartitionKey = string(b)
+	rec.PartitionKeyPK = len(pk) > 0
+}

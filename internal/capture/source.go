@@ -1,0 +1,188 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/binlake/binlake/internal/config"
+)
+
+// source is the SQL side of the MySQL/MariaDB connection: settings checks,
+// table metadata and full-load reads.
+type source struct {
+	db       *sql.DB
+	flavor   string // "mysql" or "mariadb"
+	version  string
+	serverID uint32
+	charsets map[uint64]string // collation id → character set
+}
+
+func openSource(ctx context.Context, c config.MySQL) (*source, error) {
+	mc := mysql.NewConfig()
+	mc.User = c.User
+	mc.Passwd = c.Password
+	mc.Net = "tcp"
+	mc.Addr = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	mc.Timeout = c.ConnectTimeout.D()
+	mc.MaxAllowedPacket = 0 // ask the server
+	mc.Params = map[string]string{"time_zone": "'+00:00'"}
+	mc.InterpolateParams = true
+	if err := mc.Apply(mysql.Charset("utf8mb4", "")); err != nil {
+		return nil, fmt.Errorf("source.mysql: %w", err)
+	}
+	connector, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, fmt.Errorf("source.mysql: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(8)
+	db.SetConnMaxIdleTime(time.Minute)
+	s := &source{db: db}
+	if err := s.inspect(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *source) Close() error { return s.db.Close() }
+
+// inspect reads the server's identity and checks the binlog settings CDC
+// needs, naming the fix for each one that is wrong.
+func (s *source) inspect(ctx context.Context) error {
+	if err := s.db.QueryRowContext(ctx, "SELECT VERSION(), @@server_id").Scan(&s.version, &s.serverID); err != nil {
+		return fmt.Errorf("connecting to source: %w", err)
+	}
+	s.flavor = "mysql"
+	if strings.Contains(strings.ToLower(s.version), "mariadb") {
+		s.flavor = "mariadb"
+	}
+	s.charsets = map[uint64]string{63: "binary"}
+	rows, err := s.db.QueryContext(ctx, "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")
+	if err != nil {
+		return fmt.Errorf("reading collations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uint64
+		var cs string
+		if err := rows.Scan(&id, &cs); err != nil {
+			return fmt.Errorf("reading collations: %w", err)
+		}
+		s.charsets[id] = cs
+	}
+	return rows.Err()
+}
+
+// checkBinlog verifies the settings row-based CDC depends on.
+func (s *source) checkBinlog(ctx context.Context) error {
+	want := []struct{ name, value, fix string }{
+		{"log_bin", "ON", "start the server with --log-bin (RDS: enable automated backups)"},
+		{"binlog_format", "ROW", "SET GLOBAL binlog_format=ROW and start the server with --binlog-format=ROW"},
+		{"binlog_row_image", "FULL", "SET GLOBAL binlog_row_image=FULL and start the server with --binlog-row-image=FULL"},
+		{"binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata=FULL and start the server with --binlog-row-metadata=FULL (MySQL ≥ 8.0.1, MariaDB ≥ 10.5)"},
+	}
+	var problems []string
+	for _, w := range want {
+		var v sql.NullString
+		err := s.db.QueryRowContext(ctx, "SELECT @@GLOBAL."+w.name).Scan(&v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: cannot read it (%v): %s", w.name, err, w.fix))
+			continue
+		}
+		if !strings.EqualFold(v.String, w.value) && !(w.value == "ON" && v.String == "1") {
+			problems = append(problems, fmt.Sprintf("%s is %q, want %s: %s", w.name, v.String, w.value, w.fix))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("source %s is not ready for CDC:\n  %s", s.version, strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// TableName is a schema-qualified table.
+type TableName struct{ Schema, Table string }
+
+func (t TableName) String() string { return t.Schema + "." + t.Table }
+
+// listTables returns the base tables the selection rules select.
+func (s *source) listTables(ctx context.Context, selected func(schema, table string) bool) ([]TableName, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
+		ORDER BY TABLE_SCHEMA, TABLE_NAME`)
+	if err != nil {
+		return nil, fmt.Errorf("listing tables: %w", err)
+	}
+	defer rows.Close()
+	var out []TableName
+	for rows.Next() {
+		var t TableName
+		if err := rows.Scan(&t.Schema, &t.Table); err != nil {
+			return nil, fmt.Errorf("listing tables: %w", err)
+		}
+		if selected(t.Schema, t.Table) {
+			out = append(out, t)
+		}
+	}
+	return out, rows.Err()
+}
+
+// tableInfo is what the full load needs to know of a table.
+type tableInfo struct {
+	name    TableName
+	columns []sqlColumn
+	pk      []string // primary-key column names, in key order; empty without one
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, error) {
+	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, COLUMN_KEY
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, t.Schema, t.Table)
+	if err != nil {
+		return nil, fmt.Errorf("reading columns of %s: %w", t, err)
+	}
+	defer rows.Close()
+	ti := &tableInfo{name: t}
+	for rows.Next() {
+		var name, dataType, columnType, key string
+		var charset sql.NullString
+		if err := rows.Scan(&name, &dataType, &columnType, &charset, &key); err != nil {
+			return nil, fmt.Errorf("reading columns of %s: %w", t, err)
+		}
+		var cs *string
+		if charset.Valid {
+			cs = &charset.String
+		}
+		ti.columns = append(ti.columns, sqlColumn{name: name, kind: sqlKind(dataType, columnType, cs)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading columns of %s: %w", t, err)
+	}
+	if len(ti.columns) == 0 {
+		return nil, fmt.Errorf("table %s has no columns (was it dropped?)", t)
+	}
+	pkRows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, t.Schema, t.Table)
+	if err != nil {
+		return nil, fmt.Errorf("reading primary key of %s: %w", t, err)
+	}
+	defer pkRows.Close()
+	for pkRows.Next() {
+		var c string
+		if err := pkRows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("reading primary key of %s: %w", t, err)
+		}
+		ti.pk = append(ti.pk, c)
+	}
+	return ti, pkRows.Err()
+}

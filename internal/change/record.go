@@ -1,0 +1,241 @@
+package change
+
+import (
+	"encoding/base64"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// FormatVersion is written into every record's metadata so that readers can
+// tell encodings apart as the format evolves.
+const FormatVersion = 1
+
+// Op is the DMS operation of a record.
+type Op string
+
+// Data operations, as DMS writes them.
+const (
+	OpLoad   Op = "load"
+	OpInsert Op = "insert"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
+
+// Control operations (record-type "control").
+const (
+	OpCreateTable   Op = "create-table"
+	OpDropTable     Op = "drop-table"
+	OpRenameTable   Op = "rename-table"
+	OpTruncateTable Op = "truncate-table"
+	OpChangeColumns Op = "change-columns"
+)
+
+// IsControl reports whether op belongs to a control record.
+func (op Op) IsControl() bool {
+	switch op {
+	case OpLoad, OpInsert, OpUpdate, OpDelete:
+		return false
+	}
+	return true
+}
+
+// Field is one column of a row. Value is one of: nil, int64, uint64,
+// float32, float64, string, Decimal, []byte (binary: encoded as base64).
+type Field struct {
+	Name  string
+	Value any
+}
+
+// Decimal is a DECIMAL value with exactly the digits MySQL prints; it is
+// encoded as a JSON string so that no digit is lost.
+type Decimal string
+
+// Row is an ordered list of columns.
+type Row []Field
+
+// Get returns the value of the named column and whether it exists.
+func (r Row) Get(name string) (any, bool) {
+	for _, f := range r {
+		if f.Name == name {
+			return f.Value, true
+		}
+	}
+	return nil, false
+}
+
+// Record is one change record in the DMS format.
+type Record struct {
+	Op              Op
+	Schema          string
+	Table           string
+	Data            Row       // the row after the change (before it, for deletes)
+	Before          Row       // before image of updates; nil when not captured
+	Statement       string    // DDL text of control records
+	TransactionID   uint64    // source transaction (MariaDB/MySQL GTID sequence number, or 0)
+	CommitTime      time.Time // source commit time (full load: snapshot time)
+	Position        Position
+	PartitionKey    string // schema.table.<pk values>, as DMS's partition-key-value
+	PartitionKeyPK  bool   // the partition key holds primary-key values
+	BuiltAt         time.Time
+	TransactionSeq  uint32 // 1-based record number within its transaction
+}
+
+// RecordType is "data" or "control".
+func (r *Record) RecordType() string {
+	if r.Op.IsControl() {
+		return "control"
+	}
+	return "data"
+}
+
+const tsLayout = "2006-01-02T15:04:05.000000Z"
+
+// AppendJSON appends the record's DMS JSON form (one line, no newline).
+func (r *Record) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if r.Op.IsControl() {
+		b = append(b, `"control":{"statement":`...)
+		b = appendString(b, r.Statement)
+		b = append(b, '}')
+	} else {
+		b = append(b, `"data":`...)
+		b = appendRow(b, r.Data)
+		if r.Before != nil {
+			b = append(b, `,"before-image":`...)
+			b = appendRow(b, r.Before)
+		}
+	}
+	b = append(b, `,"metadata":{"timestamp":`...)
+	b = appendString(b, r.BuiltAt.UTC().Format(tsLayout))
+	b = append(b, `,"record-type":"`...)
+	b = append(b, r.RecordType()...)
+	b = append(b, `","operation":`...)
+	b = appendString(b, string(r.Op))
+	b = append(b, `,"partition-key-type":`...)
+	if r.PartitionKeyPK {
+		b = append(b, `"primary-key"`...)
+	} else {
+		b = append(b, `"schema-table"`...)
+	}
+	b = append(b, `,"partition-key-value":`...)
+	b = appendString(b, r.PartitionKey)
+	b = append(b, `,"schema-name":`...)
+	b = appendString(b, r.Schema)
+	b = append(b, `,"table-name":`...)
+	b = appendString(b, r.Table)
+	if r.Op != OpLoad {
+		b = append(b, `,"transaction-id":`...)
+		b = strconv.AppendUint(b, r.TransactionID, 10)
+		b = append(b, `,"transaction-record-id":`...)
+		b = strconv.AppendUint(b, uint64(r.TransactionSeq), 10)
+	}
+	b = append(b, `,"commit-timestamp":`...)
+	b = appendString(b, r.CommitTime.UTC().Format(tsLayout))
+	b = append(b, `,"stream-position":"`...)
+	b = append(b, r.Position.String()...)
+	b = append(b, `","format-version":`...)
+	b = strconv.AppendInt(b, FormatVersion, 10)
+	b = append(b, "}}"...)
+	return b
+}
+
+func appendRow(b []byte, row Row) []byte {
+	b = append(b, '{')
+	for i, f := range row {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, f.Name)
+		b = append(b, ':')
+		b = AppendValue(b, f.Value)
+	}
+	return append(b, '}')
+}
+
+// AppendValue appends the JSON form of a column value (see docs/format.md).
+func AppendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return append(b, "null"...)
+		}
+		return strconv.AppendFloat(b, x, 'g', -1, 64)
+	case float32:
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return append(b, "null"...)
+		}
+		return strconv.AppendFloat(b, f, 'g', -1, 32)
+	case Decimal:
+		return appendString(b, string(x))
+	case string:
+		return appendString(b, x)
+	case []byte:
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, x)
+		return append(b, '"')
+	default:
+		panic("change: unsupported value type")
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 is replaced with
+// U+FFFD so that the output is always valid JSON.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, `\u202`...)
+			b = append(b, hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

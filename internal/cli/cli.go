@@ -1,0 +1,189 @@
+// Package cli is binlake's command line: run, check, demo and version, with
+// the exit codes scripts rely on (0 done, 1 failed, 2 bad usage or config).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/demo"
+	"github.com/binlake/binlake/internal/server"
+	"github.com/binlake/binlake/internal/task"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// usageError marks errors that come from bad flags or config.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := &cobra.Command{
+		Use:           "binlake",
+		Short:         "Land MySQL and MariaDB changes in object storage as an ordered change log",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(runCmd(stderr), checkCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "binlake:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return ExitFailed
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, usageError{errors.New("--config is required (a YAML file; see docs/config.md)")}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	switch c.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runCmd(stderr io.Writer) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the task until SIGINT/SIGTERM, then drain and exit 0 (a full-load task exits when the load is delivered)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			log := newLogger(stderr, cfg.Log)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return RunTask(ctx, cfg, log)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
+	return cmd
+}
+
+// RunTask runs a task with its HTTP API (when http.listen is set) until ctx
+// is cancelled and the task has drained.
+func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	t := task.New(cfg, log)
+	if cfg.HTTP.Listen != "" {
+		srv, err := server.Listen(cfg.HTTP.Listen, t, log)
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := srv.Serve(); err != nil {
+				log.Error("http server", "err", err)
+			}
+		}()
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		}()
+		log.Info("http api listening", "addr", "http://"+srv.Addr()+"/api/v1/status")
+	}
+	return t.Run(ctx)
+}
+
+func checkCmd(stdout io.Writer) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate a config file and print it with secrets redacted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: config OK (task %s, %s, target %s)\n", path, cfg.Task, cfg.Migration, cfg.Target)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
+	return cmd
+}
+
+func demoCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o demo.Options
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start a throwaway MariaDB with a sample WordPress database and run the pipeline into a local lake",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o.Out = stdout
+			o.Log = stderr
+			o.RunTask = RunTask
+			return demo.Run(ctx, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Dir, "dir", "demo-lake", "directory for the lake, the state and the throwaway database")
+	cmd.Flags().DurationVar(&o.Duration, "duration", 30*time.Second, "how long live changes flow before the demo drains and stops")
+	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep running (and serving the status API) until Ctrl-C")
+	cmd.Flags().StringVar(&o.HTTP, "http", "127.0.0.1:0", "status API address")
+	cmd.Flags().IntVar(&o.Posts, "posts", 2000, "posts in the sample WordPress database")
+	return cmd
+}
+
+func versionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Fprintln(stdout, "binlake", Version)
+		},
+	}
+}

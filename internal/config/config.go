@@ -1,0 +1,287 @@
+// Package config owns binlake's configuration file: the Config types, how a
+// YAML file becomes a Config (environment expansion, strict decoding,
+// defaults) and the rules a Config must satisfy before binlake runs.
+//
+// A config names one task: which MySQL/MariaDB tables to read (full load,
+// binlog CDC or both), how events are buffered in the stream, and where and
+// how batches are delivered (a local directory or S3). docs/config.md is the
+// reference for every key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Migration types, as in AWS DMS.
+const (
+	MigrationFullLoad       = "full-load"
+	MigrationCDC            = "cdc"
+	MigrationFullLoadAndCDC = "full-load-and-cdc"
+)
+
+// Config is one binlake task.
+type Config struct {
+	// Task names the task; it keys state, metrics and the default server_id.
+	Task   string `yaml:"task"`
+	Source Source `yaml:"source"`
+	// Migration is one of MigrationFullLoad, MigrationCDC and
+	// MigrationFullLoadAndCDC.
+	Migration string `yaml:"migration"`
+	// Tables are DMS-style selection rules applied in order; see Selected.
+	Tables   []TableRule `yaml:"tables"`
+	Stream   Stream      `yaml:"stream"`
+	Delivery Delivery    `yaml:"delivery"`
+	// Target is where batches are written: s3://bucket[/prefix],
+	// file:///absolute/path or file://relative/path.
+	Target string `yaml:"target"`
+	// S3 configures the client for an s3:// target; ignored otherwise.
+	S3 S3 `yaml:"s3"`
+	// StateDir holds checkpoints and the embedded stream's data.
+	StateDir string `yaml:"state_dir"`
+	HTTP     HTTP   `yaml:"http"`
+	Log      Log    `yaml:"log"`
+}
+
+// Source is the database binlake reads.
+type Source struct {
+	MySQL MySQL `yaml:"mysql"`
+}
+
+// MySQL is a MySQL or MariaDB server, read with SELECTs for the full load and
+// as a replica (binlog dump) for CDC.
+type MySQL struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	// ServerID is the replica server id used for the binlog dump. Zero
+	// means derive it from the task name (see Parse).
+	ServerID uint32 `yaml:"server_id"`
+	// Flavor is auto, mysql or mariadb.
+	Flavor         string   `yaml:"flavor"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	Heartbeat      Duration `yaml:"heartbeat"`
+}
+
+// TableRule is one selection rule: exactly one of Include and Exclude is
+// set, to a "schema.table" pattern with DMS wildcards.
+type TableRule struct {
+	Include string `yaml:"include"`
+	Exclude string `yaml:"exclude"`
+}
+
+// Stream is the durable buffer between the reader and delivery.
+type Stream struct {
+	// Type is "embedded"; nats, kinesis and kafka are reserved.
+	Type       string   `yaml:"type"`
+	Partitions int      `yaml:"partitions"`
+	Embedded   Embedded `yaml:"embedded"`
+}
+
+// Embedded configures the in-process NATS JetStream stream.
+type Embedded struct {
+	MaxAge   Duration `yaml:"max_age"`
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// Listen is an optional host:port on which to expose the embedded NATS
+	// server; empty means no network port.
+	Listen string `yaml:"listen"`
+}
+
+// Delivery is how events become objects, like a Firehose delivery stream.
+type Delivery struct {
+	Buffer Buffer `yaml:"buffer"`
+	// Format is "json".
+	Format string `yaml:"format"`
+	// Compression is "none" or "gzip".
+	Compression string `yaml:"compression"`
+	// Prefix is prepended to every object key, e.g. "wordpress-db/".
+	Prefix string `yaml:"prefix"`
+}
+
+// Buffer flushes a batch when it reaches Size bytes or is Interval old,
+// whichever comes first. An Interval of zero flushes every batch read from
+// the stream.
+type Buffer struct {
+	Size     ByteSize `yaml:"size"`
+	Interval Duration `yaml:"interval"`
+}
+
+// S3 configures the S3 client. Empty fields fall back to the AWS SDK's
+// defaults (environment, shared config, instance role).
+type S3 struct {
+	Region          string `yaml:"region"`
+	Endpoint        string `yaml:"endpoint"`
+	PathStyle       bool   `yaml:"path_style"`
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	SessionToken    string `yaml:"session_token"`
+}
+
+// HTTP is the metrics and health endpoint.
+type HTTP struct {
+	// Listen is host:port; empty means no HTTP server.
+	Listen string `yaml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// FieldError is one problem with a config, located by its key path, such as
+// "delivery.buffer.size" or "tables[1].include".
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e *FieldError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// defaults returns a Config holding every default. Decoding writes over it,
+// so a key given explicitly, even as zero, wins over its default.
+func defaults() *Config {
+	return &Config{
+		Source: Source{MySQL: MySQL{
+			Port:           3306,
+			Flavor:         "auto",
+			ConnectTimeout: Duration(10e9),
+			Heartbeat:      Duration(10e9),
+		}},
+		Migration: MigrationFullLoadAndCDC,
+		Stream: Stream{
+			Type:       "embedded",
+			Partitions: 4,
+			Embedded: Embedded{
+				MaxAge:   Duration(168 * 3600e9),
+				MaxBytes: 10 * gib,
+			},
+		},
+		Delivery: Delivery{
+			Buffer:      Buffer{Size: 5 * mib, Interval: Duration(60e9)},
+			Format:      "json",
+			Compression: "gzip",
+		},
+		StateDir: "./binlake-state",
+		Log:      Log{Level: "info", Format: "text"},
+	}
+}
+
+// Server ids derived from the task name fall in this range, away from the
+// small ids people give their own servers.
+const (
+	minDerivedServerID = 1_000_000
+	maxDerivedServerID = 4_000_000_000
+)
+
+// deriveServerID maps a task name to a stable replica server id.
+func deriveServerID(task string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(task))
+	return minDerivedServerID + h.Sum32()%(maxDerivedServerID-minDerivedServerID+1)
+}
+
+// Load reads the config file at path; see Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, &fileError{path: path, err: err}
+	}
+	return c, nil
+}
+
+// Parse reads a config from YAML. It expands ${NAME} and ${NAME:-default}
+// in values from the environment, decodes strictly (unknown keys are
+// errors), fills defaults, derives source.mysql.server_id from the task name
+// when it is not set, and validates. All problems found are returned at once
+// as errors.Join of *FieldError; YAML syntax errors stop at the first.
+func Parse(data []byte) (*Config, error) {
+	root, err := parseDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	c := defaults()
+	d := &decoder{lookupEnv: os.LookupEnv}
+	d.decode(root, c, "")
+	if c.Source.MySQL.ServerID == 0 {
+		c.Source.MySQL.ServerID = deriveServerID(c.Task)
+	}
+	errs := d.errs
+	for _, fe := range c.validate() {
+		// A key that failed to decode kept its default; do not also
+		// complain about that default.
+		if !d.failed(fe.Path) {
+			errs = append(errs, fe)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, joinFieldErrors(errs)
+	}
+	return c, nil
+}
+
+func joinFieldErrors(fes []*FieldError) error {
+	errs := make([]error, len(fes))
+	for i, fe := range fes {
+		errs[i] = fe
+	}
+	return errors.Join(errs...)
+}
+
+// fileError prefixes a Parse error with the file name, indenting a list of
+// problems under it.
+type fileError struct {
+	path string
+	err  error
+}
+
+func (e *fileError) Error() string {
+	msg := e.err.Error()
+	if strings.Contains(msg, "\n") {
+		return e.path + ":\n  " + strings.ReplaceAll(msg, "\n", "\n  ")
+	}
+	return e.path + ": " + msg
+}
+
+func (e *fileError) Unwrap() error { return e.err }
+
+const redacted = "****"
+
+// Redacted returns a deep copy of c with the MySQL password, the S3 secret
+// key and session token, and any password in the S3 endpoint URL replaced by
+// "****", for printing. Empty secrets stay empty.
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Tables = append([]TableRule(nil), c.Tables...)
+	hide := func(s *string) {
+		if *s != "" {
+			*s = redacted
+		}
+	}
+	hide(&r.Source.MySQL.Password)
+	hide(&r.S3.SecretAccessKey)
+	hide(&r.S3.SessionToken)
+	if u, err := url.Parse(r.S3.Endpoint); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), redacted)
+			r.S3.Endpoint = u.String()
+		}
+	}
+	return &r
+}

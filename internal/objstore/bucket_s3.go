@@ -1,0 +1,247 @@
+package objstore
+
+//lint:file-ignore SA1019 manager.Uploader is deprecated for feature/s3/transfermanager, which this module does not depend on yet.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// DefaultPartSize is the S3Options.PartSize used when it is zero.
+const DefaultPartSize = 16 << 20
+
+// MinPartSize is the smallest part S3 accepts in a multipart upload.
+const MinPartSize = manager.MinUploadPartSize
+
+// S3Options configures an S3 bucket. The zero value uses AWS itself with the
+// region and credentials of the standard AWS configuration (environment,
+// shared config files, instance roles, …).
+type S3Options struct {
+	// Region overrides the configured AWS region. With a custom Endpoint and
+	// no region anywhere, "us-east-1" is used.
+	Region string
+	// Endpoint is the base URL of an S3-compatible server, e.g.
+	// "http://127.0.0.1:7070". Empty means AWS.
+	Endpoint string
+	// PathStyle addresses the bucket as http://host/bucket rather than
+	// http://bucket.host; most S3-compatible servers need it.
+	PathStyle bool
+	// AccessKeyID, SecretAccessKey and optionally SessionToken are static
+	// credentials. Empty means the standard AWS credential chain.
+	AccessKeyID, SecretAccessKey, SessionToken string
+	// PartSize is the size of the parts of a multipart upload; bodies larger
+	// than it are uploaded in parts. Zero means DefaultPartSize; otherwise it
+	// must be at least MinPartSize.
+	PartSize int64
+}
+
+// validate reports every problem with o at once.
+func (o S3Options) validate() error {
+	var errs []error
+	if o.Endpoint != "" {
+		u, err := url.Parse(o.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("endpoint %q: want a URL like https://host[:port]", o.Endpoint))
+		}
+	}
+	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
+		errs = append(errs, errors.New("static credentials need both an access key ID and a secret access key"))
+	}
+	if o.SessionToken != "" && o.AccessKeyID == "" {
+		errs = append(errs, errors.New("a session token needs an access key ID and a secret access key"))
+	}
+	if o.PartSize != 0 && o.PartSize < MinPartSize {
+		errs = append(errs, fmt.Errorf("part size %d: must be 0 (default %d) or at least %d", o.PartSize, DefaultPartSize, MinPartSize))
+	}
+	return errors.Join(errs...)
+}
+
+// S3 is a Bucket in an S3 bucket, under an optional key prefix. Put uploads
+// bodies larger than the part size in parts; S3 shows such an object only
+// once the upload completes, and a failed upload is aborted.
+type S3 struct {
+	client   *s3.Client
+	uploader *manager.Uploader
+	bucket   string
+	prefix   string // no leading or trailing '/'
+}
+
+// NewS3 returns a bucket for the S3 bucket named bucket, with every key placed
+// under prefix. The context is used only while loading the AWS configuration;
+// NewS3 does not contact S3.
+func NewS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3, error) {
+	prefix = strings.Trim(prefix, "/")
+	var errs []error
+	if bucket == "" {
+		errs = append(errs, errors.New("empty bucket name"))
+	}
+	if prefix != "" {
+		if err := checkKey(prefix); err != nil {
+			errs = append(errs, fmt.Errorf("prefix %q: %w", prefix, err))
+		}
+	}
+	if err := opts.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("s3 bucket %s: %w", bucket, err)
+	}
+
+	var load []func(*config.LoadOptions) error
+	if opts.Region != "" {
+		load = append(load, config.WithRegion(opts.Region))
+	}
+	if opts.Endpoint != "" {
+		load = append(load, config.WithBaseEndpoint(opts.Endpoint))
+	}
+	if opts.AccessKeyID != "" {
+		load = append(load, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, opts.SessionToken)))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 bucket %s: loading AWS config: %w", bucket, err)
+	}
+	if cfg.Region == "" {
+		if opts.Endpoint == "" {
+			return nil, fmt.Errorf("s3 bucket %s: no AWS region: set the region option or AWS_REGION", bucket)
+		}
+		cfg.Region = "us-east-1" // S3-compatible servers mostly ignore it, but requests are signed with it
+	}
+
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = opts.PathStyle
+		// Objects uploaded in parts have no whole-object checksum to
+		// validate; don't log a warning on every Get of one.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	partSize := opts.PartSize
+	if partSize == 0 {
+		partSize = DefaultPartSize
+	}
+	// manager.Uploader is deprecated in favour of feature/s3/transfermanager,
+	// which this module does not depend on yet. Its defaults abort a failed
+	// multipart upload (LeavePartsOnError is false).
+	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = partSize
+	})
+	return &S3{client: client, uploader: uploader, bucket: bucket, prefix: prefix}, nil
+}
+
+// String implements Bucket.
+func (s *S3) String() string {
+	if s.prefix == "" {
+		return "s3://" + s.bucket
+	}
+	return "s3://" + s.bucket + "/" + s.prefix
+}
+
+// Put implements Bucket.
+func (s *S3) Put(ctx context.Context, key string, body []byte) error {
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	_, err := s.uploader.Upload(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(joinKey(s.prefix, key)),
+		Body:   bytes.NewReader(body),
+	})
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get implements Bucket.
+func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(joinKey(s.prefix, key)),
+	})
+	if err != nil {
+		if isNoSuchKey(err) {
+			return nil, fmt.Errorf("get %s: %w", key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	if n := aws.ToInt64(out.ContentLength); n > 0 {
+		buf.Grow(int(n))
+	}
+	if _, err := io.Copy(&buf, out.Body); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// List implements Bucket. Keys in the bucket that break the key rules (such as
+// the "dir/" folder markers some S3 consoles create) are skipped.
+func (s *S3) List(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	base := ""
+	if s.prefix != "" {
+		base = s.prefix + "/"
+	}
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(base + prefix),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, obj := range page.Contents {
+			key, ok := strings.CutPrefix(aws.ToString(obj.Key), base)
+			if !ok || checkKey(key) != nil {
+				continue
+			}
+			if err := fn(key, aws.ToInt64(obj.Size)); err != nil {
+				return fmt.Errorf("list %s: %w", prefix, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Delete implements Bucket.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(joinKey(s.prefix, key)),
+	})
+	if err != nil && !isNoSuchKey(err) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// isNoSuchKey reports whether err is S3 saying that an object does not exist.
+func isNoSuchKey(err error) bool {
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nsk) {
+		return true
+	}
+	// Some S3-compatible servers send codes the SDK does not model for the
+	// operation; smithy.APIError has this method.
+	var apiErr interface{ ErrorCode() string }
+	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchKey"
+}

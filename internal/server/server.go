@@ -1,0 +1,99 @@
+// Package server serves a task's HTTP API: status and table statistics as
+// JSON, liveness and readiness probes.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/binlake/binlake/internal/task"
+)
+
+// StatusSource is what the server reports on.
+type StatusSource interface {
+	Status() task.Status
+}
+
+// Server is the HTTP API.
+type Server struct {
+	src StatusSource
+	log *slog.Logger
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds addr; Serve starts answering.
+func Listen(addr string, src StatusSource, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	s := &Server{src: src, log: log, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/status", s.status)
+	mux.HandleFunc("GET /api/v1/tables", s.tables)
+	mux.HandleFunc("GET /api/v1/tables/{schema}/{table}", s.table)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve answers until Shutdown.
+func (s *Server) Serve() error {
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.src.Status())
+}
+
+func (s *Server) tables(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.src.Status().Tables)
+}
+
+func (s *Server) table(w http.ResponseWriter, r *http.Request) {
+	schema, table := r.PathValue("schema"), r.PathValue("table")
+	for _, t := range s.src.Status().Tables {
+		if t.Schema == schema && t.Table == table {
+			writeJSON(w, http.StatusOK, t)
+			return
+		}
+	}
+	writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("table %s.%s is not part of this task", schema, table)})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	st := s.src.Status()
+	if st.Status == task.StatusRunning {
+		writeJSON(w, http.StatusOK, map[string]string{"status": st.Status})
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": st.Status, "reason": st.Reason})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

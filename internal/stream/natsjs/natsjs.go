@@ -1,0 +1,223 @@
+// Package natsjs is the stream backend on NATS JetStream: one stream per
+// task, one subject per partition. The embedded server (package embedded)
+// and an external NATS cluster share this code.
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/binlake/binlake/internal/stream"
+)
+
+// Header names carried with each message.
+const (
+	hdrTable  = "Binlake-Table"
+	hdrOp     = "Binlake-Op"
+	hdrCommit = "Binlake-Commit" // unix microseconds
+)
+
+// Options describe the JetStream stream of a task.
+type Options struct {
+	Task       string
+	Partitions int
+	MaxAge     time.Duration
+	MaxBytes   int64
+	Replicas   int
+	FileStore  bool
+}
+
+// StreamName is the JetStream stream of a task.
+func StreamName(task string) string { return "binlake_" + task }
+
+// Subject is the subject of one partition of a task.
+func Subject(task string, partition int) string {
+	return "binlake." + task + "." + strconv.Itoa(partition)
+}
+
+// Stream is a task's stream on a JetStream connection.
+type Stream struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	opts Options
+	s    jetstream.Stream
+}
+
+// Open creates or updates the task's stream.
+func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	storage := jetstream.MemoryStorage
+	if opts.FileStore {
+		storage = jetstream.FileStorage
+	}
+	cfg := jetstream.StreamConfig{
+		Name:       StreamName(opts.Task),
+		Subjects:   []string{"binlake." + opts.Task + ".*"},
+		Storage:    storage,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardOld,
+		MaxAge:     opts.MaxAge,
+		MaxBytes:   opts.MaxBytes,
+		Replicas:   max(opts.Replicas, 1),
+		Duplicates: 2 * time.Minute,
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+	}
+	return &Stream{nc: nc, js: js, opts: opts, s: s}, nil
+}
+
+// Producer returns a producer publishing asynchronously on the stream.
+func (s *Stream) Producer() stream.Producer {
+	return &producer{s: s}
+}
+
+type producer struct {
+	s       *Stream
+	mu      sync.Mutex
+	pending []jetstream.PubAckFuture
+}
+
+func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
+	msg := nats.NewMsg(Subject(p.s.opts.Task, m.Partition))
+	msg.Data = m.Data
+	msg.Header.Set(jetstream.MsgIDHeader, m.Position)
+	msg.Header.Set(hdrTable, m.Table)
+	msg.Header.Set(hdrOp, m.Op)
+	msg.Header.Set(hdrCommit, strconv.FormatInt(m.CommitTime.UnixMicro(), 10))
+	f, err := p.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.s.opts.Task)))
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", m.Position, err)
+	}
+	p.mu.Lock()
+	p.pending = append(p.pending, f)
+	n := len(p.pending)
+	p.mu.Unlock()
+	if n >= 4096 {
+		return p.Flush(ctx)
+	}
+	return nil
+}
+
+func (p *producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	pending := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	var first error
+	for _, f := range pending {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			if first == nil {
+				first = fmt.Errorf("publishing %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
+}
+
+func (p *producer) Close() error { return nil }
+
+// Consumer returns the durable consumer name of the stream.
+func (s *Stream) Consumer(ctx context.Context, name string, ackWait time.Duration) (stream.Consumer, error) {
+	c, err := s.s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: -1,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", name, err)
+	}
+	return &consumer{s: s, c: c}, nil
+}
+
+type consumer struct {
+	s *Stream
+	c jetstream.Consumer
+}
+
+func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*stream.Delivered, error) {
+	if wait < time.Millisecond {
+		wait = time.Millisecond
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		wait = max64(time.Until(dl), time.Millisecond)
+	}
+	batch, err := c.c.Fetch(max, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return nil, fmt.Errorf("fetching: %w", err)
+	}
+	var out []*stream.Delivered
+	for msg := range batch.Messages() {
+		d, err := c.decode(msg)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return out, fmt.Errorf("fetching: %w", err)
+	}
+	return out, nil
+}
+
+func max64(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func (c *consumer) decode(msg jetstream.Msg) (*stream.Delivered, error) {
+	subj := msg.Subject()
+	i := strings.LastIndexByte(subj, '.')
+	part, err := strconv.Atoi(subj[i+1:])
+	if err != nil {
+		return nil, fmt.Errorf("message on subject %q: no partition number", subj)
+	}
+	h := msg.Headers()
+	micros, _ := strconv.ParseInt(h.Get(hdrCommit), 10, 64)
+	meta, err := msg.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("message metadata: %w", err)
+	}
+	m := stream.Message{
+		Partition:  part,
+		Table:      h.Get(hdrTable),
+		Position:   h.Get(jetstream.MsgIDHeader),
+		Op:         h.Get(hdrOp),
+		CommitTime: time.UnixMicro(micros).UTC(),
+		Data:       msg.Data(),
+	}
+	return stream.NewDelivered(m, meta.Sequence.Stream, func(ctx context.Context) error {
+		return msg.Ack()
+	}), nil
+}
+
+func (c *consumer) Pending(ctx context.Context) (uint64, error) {
+	info, err := c.c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer info: %w", err)
+	}
+	return info.NumPending, nil
+}
+
+func (c *consumer) Close() error { return nil }

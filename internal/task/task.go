@@ -1,0 +1,181 @@
+// Package task runs one binlake task: it wires capture, the stream and
+// delivery together, owns their lifecycle (start, drain on SIGTERM, stop)
+// and serves the task's status.
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/delivery"
+	"github.com/binlake/binlake/internal/objstore"
+	"github.com/binlake/binlake/internal/stream"
+	"github.com/binlake/binlake/internal/stream/embedded"
+	"github.com/binlake/binlake/internal/stream/natsjs"
+)
+
+// Task states, in DMS's words.
+const (
+	StatusStarting = "Starting"
+	StatusRunning  = "Running"
+	StatusStopping = "Stopping"
+	StatusStopped  = "Stopped"
+	StatusFailed   = "Failed"
+)
+
+// Task is a running (or finished) task.
+type Task struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	capture  *capture.Capture
+	delivery *delivery.Delivery
+
+	mu      sync.Mutex
+	status  string
+	reason  string
+	started time.Time
+}
+
+// New prepares a task from a validated config.
+func New(cfg *config.Config, log *slog.Logger) *Task {
+	return &Task{cfg: cfg, log: log, status: StatusStarting, started: time.Now().UTC()}
+}
+
+func (t *Task) setStatus(s, reason string) {
+	t.mu.Lock()
+	t.status, t.reason = s, reason
+	t.mu.Unlock()
+}
+
+// Run runs the task until ctx is cancelled, then drains: capture stops at a
+// transaction boundary, everything it published is delivered, checkpoints
+// are saved. A full-load task returns by itself once the load is delivered.
+func (t *Task) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			t.setStatus(StatusFailed, err.Error())
+		} else {
+			t.setStatus(StatusStopped, "")
+		}
+	}()
+	cfg := t.cfg
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	unlock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	bucket, err := objstore.Open(ctx, cfg.Target, objstore.S3Options{
+		Region: cfg.S3.Region, Endpoint: cfg.S3.Endpoint, PathStyle: cfg.S3.PathStyle,
+		AccessKeyID: cfg.S3.AccessKeyID, SecretAccessKey: cfg.S3.SecretAccessKey, SessionToken: cfg.S3.SessionToken,
+	})
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+
+	ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(cfg.StateDir, "stream"), Listen: cfg.Stream.Embedded.Listen})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	nc, err := ns.Connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	st, err := natsjs.Open(ctx, nc, natsjs.Options{
+		Task: cfg.Task, Partitions: cfg.Stream.Partitions, FileStore: true,
+		MaxAge: cfg.Stream.Embedded.MaxAge.D(), MaxBytes: int64(cfg.Stream.Embedded.MaxBytes),
+	})
+	if err != nil {
+		return err
+	}
+	prod := st.Producer()
+	defer prod.Close()
+	cons, err := st.Consumer(ctx, "deliver", cfg.Delivery.Buffer.Interval.D()+10*time.Minute)
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+
+	t.mu.Lock()
+	t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})
+	t.delivery = delivery.New(delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery")})
+	t.mu.Unlock()
+	if err := t.delivery.Load(); err != nil {
+		return err
+	}
+	t.setStatus(StatusRunning, "")
+	t.log.Info("task running", "task", cfg.Task, "migration", cfg.Migration, "target", bucket.String())
+	return t.runStages(ctx, prod, cons)
+}
+
+// runStages is the shutdown order in one place: capture stops first, then
+// delivery drains what capture published.
+func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.Consumer) error {
+	capCtx, stopCapture := context.WithCancel(ctx)
+	defer stopCapture()
+	delCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDelivery()
+
+	drain := make(chan struct{})
+	capDone := make(chan error, 1)
+	delDone := make(chan error, 1)
+	go func() { capDone <- t.capture.Run(capCtx) }()
+	go func() { delDone <- t.delivery.Run(delCtx, drain) }()
+
+	var capErr error
+	select {
+	case capErr = <-capDone:
+	case err := <-delDone:
+		stopCapture()
+		<-capDone
+		return fmt.Errorf("delivery: %w", err)
+	}
+	if errors.Is(capErr, context.Canceled) && ctx.Err() != nil {
+		capErr = nil
+	}
+	if capErr != nil {
+		t.log.Error("capture failed; delivering what it published", "err", capErr)
+	}
+	t.setStatus(StatusStopping, "")
+	t.log.Info("draining: delivering everything captured")
+	close(drain)
+	if err := <-delDone; err != nil {
+		return errors.Join(capErr, fmt.Errorf("delivery: %w", err))
+	}
+	if capErr != nil {
+		return fmt.Errorf("capture: %w", capErr)
+	}
+	t.log.Info("drained; checkpoints saved")
+	return nil
+}
+
+// lockStateDir makes sure only one binlake uses a state directory.
+func lockStateDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state_dir %s is in use by another binlake process (stop it, or give this task its own state_dir)", dir)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}

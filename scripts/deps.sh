@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# deps.sh makes sure the servers that binlake's tests and demo start are
+# installed: MariaDB always, versitygw (S3) when called with "s3".
+# It is quiet when everything is present and never starts a system service.
+#
+#   scripts/deps.sh        # MariaDB server binaries
+#   scripts/deps.sh s3     # ... and versitygw
+set -euo pipefail
+
+VERSITYGW=github.com/versity/versitygw/cmd/versitygw@v1.8.0
+
+# PATH of a non-login root shell may lack /usr/sbin, where mariadbd lives.
+have_mariadb() {
+	local d
+	command -v mariadbd >/dev/null 2>&1 && return 0
+	command -v mysqld >/dev/null 2>&1 && return 0
+	for d in /usr/sbin /usr/bin /usr/local/mysql/bin; do
+		[[ -x $d/mariadbd || -x $d/mysqld ]] && return 0
+	done
+	return 1
+}
+
+install_mariadb() {
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps.sh: MariaDB server not found; install mariadb-server: sudo apt-get install -y mariadb-server" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing mariadb-server" >&2
+	# A policy-rc.d that denies every action keeps the package from starting
+	# the system service; the tests start their own servers.
+	local policy=/usr/sbin/policy-rc.d
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+}
+
+# go install puts binaries in $GOBIN, else in the first entry of GOPATH.
+gobin() {
+	local dir
+	dir=$(go env GOBIN 2>/dev/null || true)
+	if [[ -z $dir ]]; then
+		dir=$(go env GOPATH 2>/dev/null || echo "$HOME/go")
+		dir=${dir%%:*}/bin
+	fi
+	echo "$dir"
+}
+
+have_versitygw() {
+	command -v versitygw >/dev/null 2>&1 && return 0
+	command -v go >/dev/null 2>&1 && [[ -x $(gobin)/versitygw ]]
+}
+
+install_versitygw() {
+	if ! command -v go >/dev/null 2>&1; then
+		echo "deps.sh: versitygw not found and go is not installed to build it: go install $VERSITYGW" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing versitygw ($VERSITYGW)" >&2
+	go install "$VERSITYGW"
+}
+
+want_s3=false
+for arg in "$@"; do
+	case $arg in
+	s3) want_s3=true ;;
+	*)
+		echo "usage: $0 [s3]" >&2
+		exit 2
+		;;
+	esac
+done
+
+have_mariadb || install_mariadb
+if ! have_mariadb; then
+	echo "deps.sh: mariadb-server is installed but mariadbd was not found" >&2
+	exit 1
+fi
+if $want_s3; then
+	have_versitygw || install_versitygw
+fi
