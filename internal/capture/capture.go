@@ -294,3 +294,11 @@ func partitionKey(rec *change.Record, row change.Row, pk []int) {
 	rec.PartitionKey = string(b)
 	rec.PartitionKeyPK = len(pk) > 0
 }
+
+// Position is the binlog position CDC has published everything up to (a
+// transaction boundary).
+func (c *Capture) Position() (string, uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.BinlogFile, c.state.BinlogPos
+}

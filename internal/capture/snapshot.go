@@ -89,41 +89,21 @@ func (c *Capture) loadTable(ctx context.Context, conn *sql.Conn, t TableName, fi
 	}
 	base.A = chunk + 1
 
-	pkIdx := make([]int, 0, len(info.pk))
-	for _, name := range info.pk {
-		for i, col := range info.columns {
-			if col.name == name {
-				pkIdx = append(pkIdx, i)
-			}
-		}
-	}
-	exprs := make([]string, len(info.columns))
-	for i := range info.columns {
-		exprs[i] = info.columns[i].selectExpr()
-	}
-	q := "SELECT " + strings.Join(exprs, ", ") + " FROM " + quoteIdent(t.Schema) + "." + quoteIdent(t.Table)
-	rows, err := conn.QueryContext(ctx, q)
+	pkIdx := info.pkIndexes()
+	rows, err := conn.QueryContext(ctx, info.selectAll())
 	if err != nil {
 		return fmt.Errorf("full load of %s: %w", t, err)
 	}
 	defer rows.Close()
-	raw := make([]sql.RawBytes, len(info.columns))
-	dest := make([]any, len(raw))
-	for i := range raw {
-		dest[i] = &raw[i]
-	}
+	raw, dest := info.scanDest()
 	var n uint64
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("full load of %s: %w", t, err)
 		}
-		row := make(change.Row, len(info.columns))
-		for i := range info.columns {
-			v, err := info.columns[i].value(raw[i])
-			if err != nil {
-				return fmt.Errorf("full load of %s: %w", t, err)
-			}
-			row[i] = change.Field{Name: info.columns[i].name, Value: v}
+		row, err := info.row(raw)
+		if err != nil {
+			return fmt.Errorf("full load of %s: %w", t, err)
 		}
 		pos := base
 		pos.B = n

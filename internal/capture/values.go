@@ -1,7 +1,7 @@
 package capture
 
 import (
-		"fmt"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -367,4 +367,3 @@ func sqlKind(dataType, columnType string, charset *string) colKind {
 func quoteIdent(s string) string {
 	return "`" + strings.ReplaceAll(s, "`", "``") + "`"
 }
-

@@ -67,19 +67,19 @@ func (r Row) Get(name string) (any, bool) {
 
 // Record is one change record in the DMS format.
 type Record struct {
-	Op              Op
-	Schema          string
-	Table           string
-	Data            Row       // the row after the change (before it, for deletes)
-	Before          Row       // before image of updates; nil when not captured
-	Statement       string    // DDL text of control records
-	TransactionID   uint64    // source transaction (MariaDB/MySQL GTID sequence number, or 0)
-	CommitTime      time.Time // source commit time (full load: snapshot time)
-	Position        Position
-	PartitionKey    string // schema.table.<pk values>, as DMS's partition-key-value
-	PartitionKeyPK  bool   // the partition key holds primary-key values
-	BuiltAt         time.Time
-	TransactionSeq  uint32 // 1-based record number within its transaction
+	Op             Op
+	Schema         string
+	Table          string
+	Data           Row       // the row after the change (before it, for deletes)
+	Before         Row       // before image of updates; nil when not captured
+	Statement      string    // DDL text of control records
+	TransactionID  uint64    // source transaction (MariaDB/MySQL GTID sequence number, or 0)
+	CommitTime     time.Time // source commit time (full load: snapshot time)
+	Position       Position
+	PartitionKey   string // schema.table.<pk values>, as DMS's partition-key-value
+	PartitionKeyPK bool   // the partition key holds primary-key values
+	BuiltAt        time.Time
+	TransactionSeq uint32 // 1-based record number within its transaction
 }
 
 // RecordType is "data" or "control".

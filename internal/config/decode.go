@@ -26,7 +26,7 @@ func parseDocument(data []byte) (*yaml.Node, error) {
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		return nil, &FieldError{Msg: fmt.Sprintf("line %d: a second YAML document starts here; a config holds exactly one (remove the '---' separator and what follows)", docLine(&next))}
+		return nil, &FieldError{Msg: fmt.Sprintf("line %d: a second YAML document starts here; a config holds exactly one (remove the '---' separator and what follows)", secondDocLine(data, &doc, &next))}
 	case !errors.Is(err, io.EOF):
 		return nil, syntaxError(err, data)
 	}
@@ -43,11 +43,22 @@ func parseDocument(data []byte) (*yaml.Node, error) {
 	return root, nil
 }
 
-func docLine(doc *yaml.Node) int {
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		return doc.Content[0].Line
+// secondDocLine finds the '---' that starts the document after first,
+// falling back to where yaml.v3 says second starts.
+func secondDocLine(data []byte, first, second *yaml.Node) int {
+	after := first.Line
+	if len(first.Content) > 0 {
+		after = first.Content[0].Line
 	}
-	return doc.Line
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if i+1 > after && bytes.HasPrefix(line, []byte("---")) && len(bytes.TrimSpace(line[3:])) == 0 {
+			return i + 1
+		}
+	}
+	if len(second.Content) > 0 {
+		return second.Content[0].Line
+	}
+	return second.Line
 }
 
 func syntaxError(err error, data []byte) error {
@@ -70,7 +81,13 @@ type decoder struct {
 	lookupEnv  func(string) (string, bool)
 	errs       []*FieldError
 	failedKeys []string
+	merging    map[*yaml.Node]bool // mappings being merged, to stop cycles
+	merges     int                 // merges done, to stop exponential aliases
 }
+
+// maxMerges bounds the merges in one config: aliases to mappings that
+// merge aliases can otherwise multiply work exponentially.
+const maxMerges = 1000
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
@@ -83,6 +100,9 @@ func (d *decoder) errorf(path string, format string, args ...any) {
 // failed to decode.
 func (d *decoder) failed(path string) bool {
 	for _, p := range d.failedKeys {
+		if p == "" {
+			continue // a problem with the whole file hides nothing
+		}
 		if path == p || within(path, p) || within(p, path) {
 			return true
 		}
@@ -92,7 +112,7 @@ func (d *decoder) failed(path string) bool {
 
 // within reports whether path is a key inside parent.
 func within(path, parent string) bool {
-	return parent == "" || strings.HasPrefix(path, parent+".") || strings.HasPrefix(path, parent+"[")
+	return strings.HasPrefix(path, parent+".") || strings.HasPrefix(path, parent+"[")
 }
 
 // decode decodes n into the value out points to. A null node leaves the
@@ -196,6 +216,21 @@ func (d *decoder) decodeMerge(n *yaml.Node, v reflect.Value, path string) {
 		}
 		return
 	}
+	if d.merges++; d.merges > maxMerges {
+		if d.merges == maxMerges+1 {
+			d.errorf(path, "line %d: more than %d merges (<<); the aliases nest too deeply", n.Line, maxMerges)
+		}
+		return
+	}
+	if d.merging[n] {
+		d.errorf(path, "line %d: merge key (<<) refers to a mapping that contains it", n.Line)
+		return
+	}
+	if d.merging == nil {
+		d.merging = map[*yaml.Node]bool{}
+	}
+	d.merging[n] = true
+	defer delete(d.merging, n)
 	d.decodeStruct(n, v, path)
 }
 

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"text/tabwriter"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/binlake/binlake/internal/capture"
@@ -14,17 +14,18 @@ import (
 
 // Status is the JSON document of GET /api/v1/status.
 type Status struct {
-	Task             string        `json:"task"`
-	Status           string        `json:"status"`
-	Detail           string        `json:"detail,omitempty"` // "Load running", "Load complete, replication ongoing", "Replication ongoing"
-	Reason           string        `json:"reason,omitempty"`
-	Migration        string        `json:"migration"`
-	StartedAt        time.Time     `json:"started_at"`
-	FullLoadPercent  float64       `json:"full_load_progress_percent"`
-	LagSeconds       *float64      `json:"replication_lag_seconds,omitempty"`
-	BufferedBytes    int           `json:"buffered_bytes"`
-	DuplicatesDropped uint64       `json:"duplicates_dropped"`
-	Tables           []TableStatus `json:"tables"`
+	Task              string        `json:"task"`
+	Status            string        `json:"status"`
+	Detail            string        `json:"detail,omitempty"` // "Load running", "Load complete, replication ongoing", "Replication ongoing"
+	Reason            string        `json:"reason,omitempty"`
+	Migration         string        `json:"migration"`
+	StartedAt         time.Time     `json:"started_at"`
+	FullLoadPercent   float64       `json:"full_load_progress_percent"`
+	LagSeconds        *float64      `json:"replication_lag_seconds,omitempty"`
+	SourcePosition    string        `json:"source_position,omitempty"` // binlog file:pos captured up to
+	BufferedBytes     int           `json:"buffered_bytes"`
+	DuplicatesDropped uint64        `json:"duplicates_dropped"`
+	Tables            []TableStatus `json:"tables"`
 }
 
 // TableStatus is one table's line of the status, DMS table statistics plus
@@ -100,6 +101,9 @@ func (t *Task) Status() Status {
 		s.FullLoadPercent = float64(100*loaded) / float64(loading)
 	} else if cp.Phase() != capture.PhaseStarting {
 		s.FullLoadPercent = 100
+	}
+	if file, pos := cp.Position(); file != "" {
+		s.SourcePosition = fmt.Sprintf("%s:%d", file, pos)
 	}
 	s.BufferedBytes = dl.BufferedBytes()
 	s.DuplicatesDropped = dl.Duplicates()

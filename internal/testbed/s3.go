@@ -186,26 +186,26 @@ func (s *S3Server) CreateBucket(ctx context.Context, name string) error {
 	return nil
 }
 
-// goBinDirs returns where go install puts binaries: $GOBIN, else each
-// $GOPATH/bin, else the bin directory of `go env GOPATH` (normally ~/go).
+// goBinDirs returns where go install puts binaries: GOBIN if set, else the
+// bin directory of each GOPATH entry (by default ~/go/bin).
 func goBinDirs() []string {
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		return []string{gobin}
-	}
-	var dirs []string
-	for _, p := range filepath.SplitList(os.Getenv("GOPATH")) {
-		dirs = append(dirs, filepath.Join(p, "bin"))
-	}
-	if len(dirs) > 0 {
-		return dirs
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, p := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			dirs = append(dirs, filepath.Join(p, "bin"))
+	gobin, gopath := os.Getenv("GOBIN"), os.Getenv("GOPATH")
+	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
+		if lines := strings.Split(string(out), "\n"); len(lines) >= 2 {
+			gobin, gopath = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
 		}
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	if gobin != "" {
+		return []string{gobin}
+	}
+	if gopath == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			gopath = filepath.Join(home, "go")
+		}
+	}
+	var dirs []string
+	for _, p := range filepath.SplitList(gopath) {
+		dirs = append(dirs, filepath.Join(p, "bin"))
 	}
 	return dirs
 }

@@ -3,6 +3,8 @@ package testbed
 import (
 	"bytes"
 	"database/sql"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -183,6 +185,46 @@ func TestS3(t *testing.T) {
 	}
 	if err := s.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
+	}
+}
+
+func TestMissing(t *testing.T) {
+	for _, tc := range []struct {
+		ci, require string
+		wantFatal   bool
+	}{
+		{"", "", false},
+		{"false", "0", false},
+		{"true", "", true},
+		{"", "1", true},
+	} {
+		t.Setenv("CI", tc.ci)
+		t.Setenv("BINLAKE_REQUIRE_SERVERS", tc.require)
+		tb := &recordingTB{TB: t}
+		Missing(tb, "widget", "apt-get install widget")
+		const msg = "widget is required: install it with apt-get install widget"
+		if want := map[bool]string{true: msg}[tc.wantFatal]; tb.fatal != want {
+			t.Errorf("CI=%q BINLAKE_REQUIRE_SERVERS=%q: Fatalf(%q); want %q", tc.ci, tc.require, tb.fatal, want)
+		}
+		if want := map[bool]string{false: msg}[tc.wantFatal]; tb.skip != want {
+			t.Errorf("CI=%q BINLAKE_REQUIRE_SERVERS=%q: Skipf(%q); want %q", tc.ci, tc.require, tb.skip, want)
+		}
+	}
+}
+
+// recordingTB records Fatalf and Skipf instead of ending the test.
+type recordingTB struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (r *recordingTB) Helper()                        {}
+func (r *recordingTB) Fatalf(format string, a ...any) { r.fatal = fmt.Sprintf(format, a...) }
+func (r *recordingTB) Skipf(format string, a ...any)  { r.skip = fmt.Sprintf(format, a...) }
+
+func TestFindBinaryNotInstalled(t *testing.T) {
+	if _, err := findBinary([]string{"binlake-no-such-server"}, t.TempDir()); !errors.Is(err, ErrNotInstalled) {
+		t.Errorf("findBinary error = %v; want ErrNotInstalled", err)
 	}
 }
 
