@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Migration types, as in AWS DMS.
@@ -157,20 +158,20 @@ func defaults() *Config {
 		Source: Source{MySQL: MySQL{
 			Port:           3306,
 			Flavor:         "auto",
-			ConnectTimeout: Duration(10e9),
-			Heartbeat:      Duration(10e9),
+			ConnectTimeout: Duration(10 * time.Second),
+			Heartbeat:      Duration(10 * time.Second),
 		}},
 		Migration: MigrationFullLoadAndCDC,
 		Stream: Stream{
 			Type:       "embedded",
 			Partitions: 4,
 			Embedded: Embedded{
-				MaxAge:   Duration(168 * 3600e9),
+				MaxAge:   Duration(168 * time.Hour),
 				MaxBytes: 10 * gib,
 			},
 		},
 		Delivery: Delivery{
-			Buffer:      Buffer{Size: 5 * mib, Interval: Duration(60e9)},
+			Buffer:      Buffer{Size: 5 * mib, Interval: Duration(60 * time.Second)},
 			Format:      "json",
 			Compression: "gzip",
 		},
@@ -263,9 +264,10 @@ func (e *fileError) Unwrap() error { return e.err }
 
 const redacted = "****"
 
-// Redacted returns a deep copy of c with the MySQL password, the S3 secret
-// key and session token, and any password in the S3 endpoint URL replaced by
-// "****", for printing. Empty secrets stay empty.
+// Redacted returns a deep copy of c for printing, with the MySQL password
+// and the S3 secret key and session token replaced by "****" (empty ones
+// stay empty) and any password in the S3 endpoint URL by "xxxxx", as
+// url.URL.Redacted does.
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Tables = append([]TableRule(nil), c.Tables...)
@@ -279,8 +281,7 @@ func (c *Config) Redacted() *Config {
 	hide(&r.S3.SessionToken)
 	if u, err := url.Parse(r.S3.Endpoint); err == nil && u.User != nil {
 		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), redacted)
-			r.S3.Endpoint = u.String()
+			r.S3.Endpoint = u.Redacted()
 		}
 	}
 	return &r

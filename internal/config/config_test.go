@@ -219,7 +219,7 @@ var badConfigs = []struct {
 	errs []string
 }{
 	{"empty.bad.yml", []string{"config is empty"}},
-	{"multi-doc.bad.yml", []string{"line 6: a second YAML document starts here; a config holds exactly one"}},
+	{"multi-doc.bad.yml", []string{"line 5: a second YAML document starts here; a config holds exactly one"}},
 	{"tabs.bad.yml", []string{"invalid YAML: line 3: found character that cannot start any token (indent with spaces; YAML does not allow tabs)"}},
 	{"not-mapping.bad.yml", []string{"line 1: the config must be a mapping of keys"}},
 	{"duplicate.bad.yml", []string{"task: line 5: key 'task' is already set at line 1; remove one of them"}},

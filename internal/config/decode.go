@@ -51,7 +51,7 @@ func secondDocLine(data []byte, first, second *yaml.Node) int {
 		after = first.Content[0].Line
 	}
 	for i, line := range bytes.Split(data, []byte("\n")) {
-		if i+1 > after && bytes.HasPrefix(line, []byte("---")) && len(bytes.TrimSpace(line[3:])) == 0 {
+		if i+1 > after && bytes.HasPrefix(line, []byte("---")) && (len(line) == 3 || strings.ContainsRune(" \t\r", rune(line[3]))) {
 			return i + 1
 		}
 	}

@@ -84,7 +84,6 @@ const (
 	kib ByteSize = 1 << 10
 	mib ByteSize = 1 << 20
 	gib ByteSize = 1 << 30
-	tib ByteSize = 1 << 40
 )
 
 var byteUnits = map[string]int64{

@@ -69,7 +69,11 @@ func (c *Config) validate() []*FieldError {
 	case len(c.Task) > 64:
 		ps.add("task", "must be at most 64 characters, got %d", len(c.Task))
 	case !taskRE.MatchString(c.Task):
-		ps.add("task", "%q may only contain letters, digits, '_' and '-' (e.g. task: %s)", c.Task, strings.Trim(taskBadRE.ReplaceAllString(c.Task, "-"), "-"))
+		fixed := strings.Trim(taskBadRE.ReplaceAllString(c.Task, "-"), "-")
+		if fixed == "" {
+			fixed = "wordpress"
+		}
+		ps.add("task", "%q may only contain letters, digits, '_' and '-' (e.g. task: %s)", c.Task, fixed)
 	}
 
 	c.validateMySQL(&ps)

@@ -63,9 +63,9 @@ func NewMariaDB(t testing.TB) *MariaDB {
 }
 
 // StartMariaDB starts a MariaDB server whose data directory is dir/mariadb,
-// creating dir if missing and initialising the data directory unless it
-// already holds one, so a server can be started again on the data of an
-// earlier one. The server runs until Stop or Kill, whatever becomes of ctx,
+// and temporary directory dir/mariadb-tmp, creating them if missing and
+// initialising the data directory unless it already holds one, so a server
+// can be started again on the data of an earlier one. The server runs until Stop or Kill, whatever becomes of ctx,
 // which only bounds the start.
 func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
 	server, err := findBinary([]string{"mariadbd", "mysqld"}, mariadbDirs...)
@@ -81,6 +81,11 @@ func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
 		User:    "root",
 		DataDir: filepath.Join(dir, "mariadb"),
 		server:  server,
+	}
+	for _, d := range []string{m.DataDir, m.tmpDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("starting MariaDB: %w", err)
+		}
 	}
 	if err := m.install(ctx); err != nil {
 		return nil, err
@@ -108,15 +113,15 @@ func (m *MariaDB) install(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("initialising MariaDB data directory: %w", err)
 	}
-	if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
-		return fmt.Errorf("initialising MariaDB data directory: %w", err)
-	}
 	// basedir lets the script find the server outside its compiled-in paths
 	// (/usr/sbin/mariadbd → /usr, /usr/local/mysql/bin/mariadbd → /usr/local/mysql).
+	t0 := time.Now()
+	defer func() { fmt.Fprintf(os.Stderr, "DEBUG install took %v\n", time.Since(t0)) }()
 	out, err := exec.CommandContext(ctx, installDB,
 		"--no-defaults",
 		"--basedir="+filepath.Dir(filepath.Dir(m.server)),
 		"--datadir="+m.DataDir,
+		"--tmpdir="+m.tmpDir(), // passed to the server, like --basedir
 		"--user=root",
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
@@ -136,6 +141,8 @@ func (m *MariaDB) start(ctx context.Context) error {
 	}
 	errLog := filepath.Join(m.DataDir, "err.log")
 	offset := logSize(errLog)
+	t0 := time.Now()
+	defer func() { fmt.Fprintf(os.Stderr, "DEBUG start took %v\n", time.Since(t0)) }()
 	p, err := startProc(m.server, m.args(), errLog)
 	if err != nil {
 		return fmt.Errorf("starting MariaDB: %w", err)
@@ -153,6 +160,7 @@ func (m *MariaDB) args() []string {
 	return []string{
 		"--no-defaults",
 		"--datadir=" + d,
+		"--tmpdir=" + m.tmpDir(),
 		"--port=" + strconv.Itoa(m.Port),
 		"--bind-address=" + m.Host,
 		"--socket=" + m.socket(),
@@ -173,6 +181,11 @@ func (m *MariaDB) args() []string {
 		"--collation-server=utf8mb4_unicode_ci",
 	}
 }
+
+// tmpDir returns the server's own temporary directory. Servers sharing one
+// clash over temporary table files while initialising their data directories.
+// It is not in the data directory, where it would be taken for a database.
+func (m *MariaDB) tmpDir() string { return m.DataDir + "-tmp" }
 
 // socket returns the server's Unix socket path: in the data directory unless
 // that would exceed the 108-byte limit of a socket address, as deep test
@@ -212,6 +225,8 @@ func (m *MariaDB) Stop() error {
 	if m.process == nil {
 		return nil
 	}
+	t0 := time.Now()
+	defer func() { fmt.Fprintf(os.Stderr, "DEBUG stop took %v\n", time.Since(t0)) }()
 	if err := m.process.stop(mariadbStopGrace); err != nil {
 		return fmt.Errorf("stopping MariaDB: %w", err)
 	}

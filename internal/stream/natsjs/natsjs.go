@@ -134,15 +134,38 @@ func (p *producer) Flush(ctx context.Context) error {
 func (p *producer) Close() error { return nil }
 
 // Consumer returns the durable consumer name of the stream.
+//
+// A consumer that a previous process left behind is recreated from its
+// acknowledgement floor: messages that process had received but not
+// acknowledged would otherwise wait for AckWait before coming again. What is
+// delivered again above the floor is dropped by delivery's positions.
 func (s *Stream) Consumer(ctx context.Context, name string, ackWait time.Duration) (stream.Consumer, error) {
-	c, err := s.s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: -1,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	old, err := s.s.Consumer(ctx, name)
+	switch {
+	case err == nil:
+		info, err := old.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		if floor := info.AckFloor.Stream; floor > 0 {
+			cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			cfg.OptStartSeq = floor + 1
+		}
+		if err := s.s.DeleteConsumer(ctx, name); err != nil {
+			return nil, fmt.Errorf("recreating consumer %s: %w", name, err)
+		}
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("consumer %s: %w", name, err)
+	}
+	c, err := s.s.CreateConsumer(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", name, err)
 	}

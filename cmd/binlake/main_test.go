@@ -1,0 +1,258 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/objstore"
+	"github.com/binlake/binlake/internal/task"
+	"github.com/binlake/binlake/internal/testbed"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "binlake-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "binlake")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building binlake: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	done chan error
+	log  string
+}
+
+func start(t *testing.T, cfgPath, logPath string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1), log: logPath}
+	go func() { p.done <- cmd.Wait(); f.Close() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return p
+}
+
+func (p *proc) logTail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func status(addr string) (task.Status, error) {
+	var s task.Status
+	resp, err := http.Get("http://" + addr + "/api/v1/status")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("status %s", resp.Status)
+	}
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// TestKillAndRestart runs the real binary, SIGKILLs it at random moments
+// during the full load and CDC while a workload writes, restarts it, and
+// finally stops it with SIGTERM: the lake must replay to exactly the source
+// (duplicates are allowed until the delivery issue removes them), the exit
+// code of the drained stop must be 0, and the status API must answer.
+func TestKillAndRestart(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	if err := testbed.CreateWordPress(ctx, db, testbed.WordPressDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := testbed.SeedWordPress(ctx, db, testbed.WordPressDB, 1500, 11); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	port, err := testbed.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	lakeDir := filepath.Join(dir, "lake")
+	cfgPath := filepath.Join(dir, "pipeline.yaml")
+	t.Setenv("TEST_MYSQL_PASSWORD", "")
+	yml := fmt.Sprintf(`task: wordpress
+source:
+  mysql:
+    host: 127.0.0.1
+    port: %d
+    user: root
+    password: ${TEST_MYSQL_PASSWORD}
+migration: full-load-and-cdc
+tables:
+  - include: "wordpress-db.%%"
+  - exclude: "wordpress-db.wp_sessions"
+stream:
+  type: embedded
+delivery:
+  buffer: {size: 64KiB, interval: 1s}
+  format: json
+  compression: gzip
+  prefix: "wordpress-db/"
+target: file://%s
+state_dir: %s
+http:
+  listen: %s
+`, m.Port, lakeDir, filepath.Join(dir, "state"), addr)
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	work := testbed.NewWorkload(db, testbed.WordPressDB, 5)
+	workCtx, stopWork := context.WithCancel(ctx)
+	workDone := make(chan error, 1)
+	go func() { workDone <- work.Run(workCtx, 200) }()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	logPath := filepath.Join(dir, "binlake.log")
+	for i := range 4 {
+		p := start(t, cfgPath, logPath)
+		// The first kill lands early, in the full load; later ones in CDC.
+		wait := time.Duration(200+rng.IntN(1500)) * time.Millisecond
+		if i > 0 {
+			wait += 2 * time.Second
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("binlake exited early: %v\n%s", err, p.logTail())
+		case <-time.After(wait):
+		}
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		t.Logf("killed binlake after %s", wait)
+	}
+	p := start(t, cfgPath, logPath)
+	stopWork()
+	if err := <-workDone; err != nil {
+		t.Fatal(err)
+	}
+	want := masterPosition(t, m)
+	deadline := time.Now().Add(90 * time.Second)
+	var st task.Status
+	for {
+		st, err = status(addr)
+		if err == nil && st.SourcePosition == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not caught up with %s: %+v %v\n%s", want, st, err, p.logTail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if st.Status != task.StatusRunning || st.Detail != "Load complete, replication ongoing" {
+		t.Errorf("status = %s (%s), want Running (Load complete, replication ongoing)", st.Status, st.Detail)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("binlake after SIGTERM: %v (want exit 0)\n%s", err, p.logTail())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("binlake did not drain within 60s of SIGTERM\n%s", p.logTail())
+	}
+
+	if os.Getenv("BINLAKE_KEEP") != "" {
+		exec.Command("cp", "-r", dir, "/tmp/killtest").Run()
+	}
+	bucket, err := objstore.NewFile(lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := lake.Read(ctx, bucket, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := lake.ReplayRecords(recs)
+	t.Logf("%d records in the lake, %d duplicates", len(recs), len(rp.Duplicates))
+	for _, name := range []string{"wp_comments", "wp_options", "wp_postmeta", "wp_posts", "wp_stats", "wp_users"} {
+		src, err := capture.ReadTable(ctx, cfg.Source.MySQL, testbed.WordPressDB, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mm := lake.Compare(rp.Tables[testbed.WordPressDB+"."+name], src)
+		for i, x := range mm {
+			if i == 10 {
+				break
+			}
+			t.Errorf("%s: %s", name, x)
+		}
+		if len(mm) > 0 {
+			t.Errorf("%s: %d mismatches", name, len(mm))
+		}
+	}
+}
+
+func masterPosition(t *testing.T, m *testbed.MariaDB) string {
+	t.Helper()
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var file, pos, a, b string
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &a, &b); err != nil {
+		t.Fatal(err)
+	}
+	return file + ":" + pos
+}
+
+// TestBadConfigExitCode checks that a bad config fails with exit code 2 and
+// a message naming the key.
+func TestBadConfigExitCode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("task: x\nsource: {mysql: {host: h}}\ntables: [{include: \"a.%\"}]\ntarget: file:///tmp/x\ndelivery: {buffr: {size: 1MiB}}\n"), 0o644)
+	out, err := exec.Command(binary, "run", "--config", path).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want code 2; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "buffr") {
+		t.Errorf("output does not name the unknown key 'buffr':\n%s", out)
+	}
+}
