@@ -62,11 +62,12 @@ func NewMariaDB(t testing.TB) *MariaDB {
 	return m
 }
 
-// StartMariaDB starts a MariaDB server whose data directory is dir/mariadb,
-// and temporary directory dir/mariadb-tmp, creating them if missing and
-// initialising the data directory unless it already holds one, so a server
-// can be started again on the data of an earlier one. The server runs until Stop or Kill, whatever becomes of ctx,
-// which only bounds the start.
+// StartMariaDB starts a MariaDB server with its data directory in
+// dir/mariadb and its temporary directory in dir/mariadb-tmp, creating them
+// if missing. It initialises the data directory unless it already holds one,
+// so a server can be started again on the data of an earlier one. The server
+// runs until Stop or Kill, whatever becomes of ctx, which only bounds the
+// start.
 func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
 	server, err := findBinary([]string{"mariadbd", "mysqld"}, mariadbDirs...)
 	if err != nil {
@@ -115,17 +116,18 @@ func (m *MariaDB) install(ctx context.Context) error {
 	}
 	// basedir lets the script find the server outside its compiled-in paths
 	// (/usr/sbin/mariadbd → /usr, /usr/local/mysql/bin/mariadbd → /usr/local/mysql).
-	t0 := time.Now()
-	defer func() { fmt.Fprintf(os.Stderr, "DEBUG install took %v\n", time.Since(t0)) }()
-	out, err := exec.CommandContext(ctx, installDB,
+	args := []string{
 		"--no-defaults",
-		"--basedir="+filepath.Dir(filepath.Dir(m.server)),
-		"--datadir="+m.DataDir,
-		"--tmpdir="+m.tmpDir(), // passed to the server, like --basedir
-		"--user=root",
+		"--basedir=" + filepath.Dir(filepath.Dir(m.server)),
+		"--datadir=" + m.DataDir,
+		"--tmpdir=" + m.tmpDir(), // unknown to the script, passed on to the server
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
-	).CombinedOutput()
+	}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	out, err := exec.CommandContext(ctx, installDB, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("initialising MariaDB data directory %s: %w\n%s", m.DataDir, err, out)
 	}
@@ -141,8 +143,6 @@ func (m *MariaDB) start(ctx context.Context) error {
 	}
 	errLog := filepath.Join(m.DataDir, "err.log")
 	offset := logSize(errLog)
-	t0 := time.Now()
-	defer func() { fmt.Fprintf(os.Stderr, "DEBUG start took %v\n", time.Since(t0)) }()
 	p, err := startProc(m.server, m.args(), errLog)
 	if err != nil {
 		return fmt.Errorf("starting MariaDB: %w", err)
@@ -157,7 +157,7 @@ func (m *MariaDB) start(ctx context.Context) error {
 
 func (m *MariaDB) args() []string {
 	d := m.DataDir
-	return []string{
+	args := []string{
 		"--no-defaults",
 		"--datadir=" + d,
 		"--tmpdir=" + m.tmpDir(),
@@ -166,7 +166,6 @@ func (m *MariaDB) args() []string {
 		"--socket=" + m.socket(),
 		"--pid-file=" + filepath.Join(d, "mariadbd.pid"),
 		"--log-error=" + filepath.Join(d, "err.log"),
-		"--user=root",
 		"--server-id=1",
 		"--log-bin=mysql-bin",
 		"--binlog-format=ROW",
@@ -180,6 +179,10 @@ func (m *MariaDB) args() []string {
 		"--character-set-server=utf8mb4",
 		"--collation-server=utf8mb4_unicode_ci",
 	}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root") // else mariadbd refuses to run as root
+	}
+	return args
 }
 
 // tmpDir returns the server's own temporary directory. Servers sharing one
@@ -225,8 +228,6 @@ func (m *MariaDB) Stop() error {
 	if m.process == nil {
 		return nil
 	}
-	t0 := time.Now()
-	defer func() { fmt.Fprintf(os.Stderr, "DEBUG stop took %v\n", time.Since(t0)) }()
 	if err := m.process.stop(mariadbStopGrace); err != nil {
 		return fmt.Errorf("stopping MariaDB: %w", err)
 	}

@@ -90,7 +90,7 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration, probe func(
 	defer tick.Stop()
 	for {
 		err := probe(ctx)
-		if err == nil {
+		if err == nil && !p.exited() { // not another server that took the port
 			return nil
 		}
 		select {

@@ -60,9 +60,8 @@ func NewS3(t testing.TB) *S3Server {
 
 // StartS3 starts versitygw serving dir/root, creating it if missing, with its
 // log in dir/versitygw.log. Object metadata goes in extended attributes or,
-// where the file system has none, in dir/meta.
-// The server runs until Stop, whatever becomes of ctx, which only bounds the
-// start.
+// where the file system has none, in dir/meta. The server runs until Stop,
+// whatever becomes of ctx, which only bounds the start.
 func StartS3(ctx context.Context, dir string) (*S3Server, error) {
 	bin, err := findBinary([]string{"versitygw"})
 	if err != nil {

@@ -142,7 +142,7 @@ const zeroDate = "0000-00-00 00:00:00"
 var seedEpoch = time.Date(2019, 1, 1, 8, 0, 0, 0, time.UTC)
 
 // CreateWordPress creates database, if missing, and the sample tables in it,
-// if missing.
+// if missing, with the column types of WordPress.
 func CreateWordPress(ctx context.Context, db *sql.DB, database string) error {
 	sqlf := tableNames(database)
 	return withConn(ctx, db, func(c *sql.Conn) error {
@@ -159,9 +159,13 @@ func CreateWordPress(ctx context.Context, db *sql.DB, database string) error {
 
 // SeedWordPress fills the freshly created tables of database with 5 users,
 // posts posts each with 2 meta rows and 0 to 3 comments, 20 options, 8
-// sessions and 10 wp_stats rows of edge values. The same seed gives the same
-// rows. Some text is accented, Japanese or emoji; two of the posts, if there
-// are three or more, have bodies of 2 to 3 MiB.
+// sessions and 10 wp_stats rows, 4 of them edge values (NULLs, maxima,
+// minima, zero dates). The same seed gives the same rows. Some text is
+// accented, Japanese or emoji; two of the posts, if there are three or more,
+// have bodies of 2 to 3 MiB. Posts are committed 100 at a time.
+//
+// Like CreateWordPress and the Workload, it sets an empty sql_mode (zero
+// dates are allowed) and time_zone '+00:00' on the connection of db it uses.
 func SeedWordPress(ctx context.Context, db *sql.DB, database string, posts int, seed int64) error {
 	g := newGen(seed)
 	sqlf := tableNames(database)

@@ -20,7 +20,8 @@ type Workload struct {
 	now  time.Time // logical clock for dates written, advanced by each step
 }
 
-// NewWorkload returns a workload on database, reached through db.
+// NewWorkload returns a workload on database, reached through db, whose
+// connections it leaves with an empty sql_mode and time_zone '+00:00'.
 func NewWorkload(db *sql.DB, database string, seed int64) *Workload {
 	return &Workload{
 		db:   db,
