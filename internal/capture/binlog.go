@@ -87,7 +87,7 @@ func (c *Capture) streamBinlog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
 	}
-	r := &binlogReader{c: c, file: file, cols: map[*replication.TableMapEvent][]binlogColumn{}}
+	r := &binlogReader{c: c, file: file, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{}}
 	if r.fileNum, err = change.BinlogFileNumber(file); err != nil {
 		return err
 	}
@@ -120,6 +120,9 @@ type binlogReader struct {
 	pos     uint32 // end of the last event read
 	tx      *txn
 	cols    map[*replication.TableMapEvent][]binlogColumn
+	// fixed caches, per table, its INET6/INET4/UUID columns, which the
+	// table map cannot tell from BINARY(n); emptied by every DDL.
+	fixed map[TableName]map[string]colKind
 }
 
 // handle processes one event and reports whether a transaction boundary was
@@ -163,7 +166,7 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 			return r.commit(ctx, h)
 		}
 	case *replication.RowsEvent:
-		if err := r.rows(e, start); err != nil {
+		if err := r.rows(ctx, e, start); err != nil {
 			return false, err
 		}
 	case *replication.XIDEvent:
@@ -238,7 +241,7 @@ func (r *binlogReader) skip(t TableName, start uint64) bool {
 	return r.fileNum < w.File || (r.fileNum == w.File && start < w.Offset)
 }
 
-func (r *binlogReader) rows(e *replication.RowsEvent, start uint64) error {
+func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start uint64) error {
 	tm := e.Table
 	t := TableName{Schema: string(tm.Schema), Table: string(tm.Table)}
 	if r.skip(t, start) {
@@ -250,6 +253,16 @@ func (r *binlogReader) rows(e *replication.RowsEvent, start uint64) error {
 		cols, err = binlogColumns(tm, r.c.src.charsets)
 		if err != nil {
 			return err
+		}
+		if mayBeFixedBinary(cols) {
+			types, ok := r.fixed[t]
+			if !ok {
+				if types, err = r.c.src.fixedBinaryColumns(ctx, t); err != nil {
+					return err
+				}
+				r.fixed[t] = types
+			}
+			markFixedBinary(cols, types)
 		}
 		clear(r.cols) // one table map is live per table id
 		r.cols[tm] = cols
@@ -339,6 +352,9 @@ func pkChanged(before, after change.Row, pk []int) bool {
 // ddl turns a DDL statement on a selected table into a control record.
 func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *replication.EventHeader, start uint64) error {
 	op, t, ok := parseDDL(string(e.Query), string(e.Schema))
+	if ok {
+		clear(r.fixed) // column types may have changed, and names moved
+	}
 	if !ok || r.skip(t, start) {
 		return nil
 	}

@@ -134,6 +134,29 @@ func (s *source) listTables(ctx context.Context, selected func(schema, table str
 	return out, rows.Err()
 }
 
+// fixedBinaryColumns returns the columns of t that are MariaDB's INET6,
+// INET4 or UUID, which binlog table maps describe as BINARY(n). It reads the
+// schema of now, not of the event's binlog position: the binlog reader asks
+// again after every DDL, so only an event read long after a later ALTER
+// TABLE changed such a column could be misread.
+func (s *source) fixedBinaryColumns(ctx context.Context, t TableName) (map[string]colKind, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE IN ('inet6', 'inet4', 'uuid')`, t.Schema, t.Table)
+	if err != nil {
+		return nil, fmt.Errorf("reading column types of %s: %w", t, err)
+	}
+	defer rows.Close()
+	out := map[string]colKind{}
+	for rows.Next() {
+		var name, dataType string
+		if err := rows.Scan(&name, &dataType); err != nil {
+			return nil, fmt.Errorf("reading column types of %s: %w", t, err)
+		}
+		out[name] = sqlKind(dataType, "", nil)
+	}
+	return out, rows.Err()
+}
+
 // tableInfo is what the full load needs to know of a table.
 type tableInfo struct {
 	name    TableName

@@ -1,15 +1,23 @@
 package capture
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/japanese"
+	"golang.org/x/text/encoding/korean"
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/encoding/traditionalchinese"
 	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/encoding/unicode/utf32"
+	"golang.org/x/text/transform"
 
 	"github.com/binlake/binlake/internal/change"
 )
@@ -36,6 +44,9 @@ const (
 	kindEnum
 	kindSet
 	kindJSON
+	kindInet6 // MariaDB INET6: text as MariaDB prints it
+	kindInet4 // MariaDB INET4 (11.3+): dotted quad
+	kindUUID  // MariaDB UUID: 8-4-4-4-12 lower-case hex
 )
 
 // charsetDecoder returns the decoder from a MySQL character set to UTF-8, or
@@ -44,8 +55,8 @@ func charsetDecoder(charset string) *encoding.Decoder {
 	switch strings.ToLower(charset) {
 	case "", "utf8", "utf8mb3", "utf8mb4", "ascii", "binary":
 		return nil
-	case "latin1": // MySQL's latin1 is cp1252
-		return charmap.Windows1252.NewDecoder()
+	case "latin1":
+		return &encoding.Decoder{Transformer: mysqlLatin1}
 	case "latin2":
 		return charmap.ISO8859_2.NewDecoder()
 	case "cp1250":
@@ -76,9 +87,57 @@ func charsetDecoder(charset string) *encoding.Decoder {
 		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM).NewDecoder()
 	case "utf16le":
 		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM).NewDecoder()
+	case "utf32":
+		return utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM).NewDecoder()
+	case "sjis", "cp932":
+		return japanese.ShiftJIS.NewDecoder()
+	case "ujis", "eucjpms":
+		return japanese.EUCJP.NewDecoder()
+	case "euckr":
+		return korean.EUCKR.NewDecoder()
+	case "gbk", "gb2312":
+		return simplifiedchinese.GBK.NewDecoder()
+	case "gb18030":
+		return simplifiedchinese.GB18030.NewDecoder()
+	case "big5":
+		return traditionalchinese.Big5.NewDecoder()
+	case "macroman":
+		return charmap.Macintosh.NewDecoder()
 	}
 	return nil
 }
+
+// singleByte decodes a single-byte character set to UTF-8 with a table.
+type singleByte [256]rune
+
+func (t *singleByte) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
+	for nSrc < len(src) {
+		r := t[src[nSrc]]
+		if nDst+utf8.RuneLen(r) > len(dst) {
+			return nDst, nSrc, transform.ErrShortDst
+		}
+		nDst += utf8.EncodeRune(dst[nDst:], r)
+		nSrc++
+	}
+	return nDst, nSrc, nil
+}
+
+func (*singleByte) Reset() {}
+
+// mysqlLatin1 is MySQL's latin1: cp1252, except that the five bytes cp1252
+// leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d) are the C1 controls of
+// the same code, as the server converts them.
+var mysqlLatin1 = func() *singleByte {
+	var t singleByte
+	for b := range 256 {
+		r := charmap.Windows1252.DecodeByte(byte(b))
+		if r == utf8.RuneError {
+			r = rune(b)
+		}
+		t[b] = r
+	}
+	return &t
+}()
 
 func decodeText(dec *encoding.Decoder, b []byte) string {
 	if dec == nil {
@@ -96,7 +155,14 @@ type binlogColumn struct {
 	name   string
 	kind   colKind
 	dec    *encoding.Decoder
-	labels []string // enum/set labels
+	labels []string // enum/set labels, in UTF-8
+	// size is the declared byte length of BINARY(n) (and of the fixed-size
+	// binary types: INET6, UUID...), whose trailing zero bytes the binlog
+	// drops; 0 for other columns.
+	size int
+	// timeDec is the declared fraction digits n of a TIME(n) column, whose
+	// fraction go-mysql leaves out when it is zero; 0 for other columns.
+	timeDec int
 }
 
 // binlogValue converts a value decoded by go-mysql.
@@ -149,6 +215,9 @@ func (c *binlogColumn) value(v any) (any, error) {
 		}
 	case kindTemporal:
 		if s, ok := v.(string); ok {
+			if c.timeDec > 0 {
+				s = withFraction(s, c.timeDec)
+			}
 			return s, nil
 		}
 	case kindText:
@@ -171,9 +240,16 @@ func (c *binlogColumn) value(v any) (any, error) {
 	case kindBinary:
 		switch x := v.(type) {
 		case string:
-			return []byte(x), nil
+			return padZeros([]byte(x), c.size), nil
 		case []byte:
-			return x, nil
+			return padZeros(x, c.size), nil
+		}
+	case kindInet6, kindInet4, kindUUID:
+		switch x := v.(type) {
+		case string:
+			return formatFixedBinary(c.kind, padZeros([]byte(x), c.size))
+		case []byte:
+			return formatFixedBinary(c.kind, padZeros(x, c.size))
 		}
 	case kindEnum:
 		if x, ok := v.(int64); ok {
@@ -198,6 +274,9 @@ func (c *binlogColumn) value(v any) (any, error) {
 
 // binlogColumns builds converters from a table-map event with full row
 // metadata. charsets maps collation ids to character set names.
+//
+// MariaDB's INET6, INET4 and UUID columns look like BINARY(n) in the table
+// map; the binlog reader marks them afterwards (see fixedBinaryColumns).
 func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([]binlogColumn, error) {
 	names := tm.ColumnNameString()
 	if len(names) != int(tm.ColumnCount) {
@@ -205,6 +284,7 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 	}
 	unsigned := tm.UnsignedMap()
 	collations := tm.CollationMap()
+	enumSetCollations := tm.EnumSetCollationMap()
 	enums := tm.EnumStrValueMap()
 	sets := tm.SetStrValueMap()
 	cols := make([]binlogColumn, tm.ColumnCount)
@@ -212,9 +292,18 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 		c := &cols[i]
 		c.name = names[i]
 		typ := tm.ColumnType[i]
-		if typ == mysql.MYSQL_TYPE_STRING && tm.ColumnMeta[i] >= 256 {
-			if rt := byte(tm.ColumnMeta[i] >> 8); rt == mysql.MYSQL_TYPE_ENUM || rt == mysql.MYSQL_TYPE_SET {
-				typ = rt
+		meta := tm.ColumnMeta[i]
+		strLen := int(meta) // byte length of a CHAR/BINARY column
+		if typ == mysql.MYSQL_TYPE_STRING && meta >= 256 {
+			// The real type and the length share the metadata, as
+			// go-mysql's decodeValue reads them.
+			b0, b1 := byte(meta>>8), int(meta&0xff)
+			if b0&0x30 != 0x30 {
+				strLen = b1 | int((b0&0x30)^0x30)<<4
+				typ = b0 | 0x30
+			} else {
+				strLen = b1
+				typ = b0
 			}
 		}
 		switch typ {
@@ -233,15 +322,25 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 			c.kind = kindBit
 		case mysql.MYSQL_TYPE_YEAR:
 			c.kind = kindYear
-		case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE, mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2,
+		case mysql.MYSQL_TYPE_TIME2:
+			c.kind = kindTemporal
+			c.timeDec = int(meta)
+		case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_NEWDATE,
 			mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2:
 			c.kind = kindTemporal
-		case mysql.MYSQL_TYPE_ENUM:
+		case mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET:
 			c.kind = kindEnum
-			c.labels = enums[i]
-		case mysql.MYSQL_TYPE_SET:
-			c.kind = kindSet
-			c.labels = sets[i]
+			labels := enums[i]
+			if typ == mysql.MYSQL_TYPE_SET {
+				c.kind = kindSet
+				labels = sets[i]
+			}
+			// Labels come in the column's character set.
+			dec := charsetDecoder(charsets[enumSetCollations[i]])
+			c.labels = make([]string, len(labels))
+			for j, l := range labels {
+				c.labels[j] = decodeText(dec, []byte(l))
+			}
 		case mysql.MYSQL_TYPE_JSON:
 			c.kind = kindJSON
 		case mysql.MYSQL_TYPE_GEOMETRY:
@@ -254,6 +353,9 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 			}
 			if coll == 63 {
 				c.kind = kindBinary
+				if typ == mysql.MYSQL_TYPE_STRING {
+					c.size = strLen
+				}
 			} else {
 				c.kind = kindText
 				c.dec = charsetDecoder(charsets[coll])
@@ -263,6 +365,122 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 		}
 	}
 	return cols, nil
+}
+
+// mayBeFixedBinary reports whether cols has a BINARY(n) column that could be
+// one of MariaDB's INET6, INET4 and UUID types, which the table map cannot
+// tell apart from BINARY(16) and BINARY(4).
+func mayBeFixedBinary(cols []binlogColumn) bool {
+	for i := range cols {
+		if cols[i].kind == kindBinary && (cols[i].size == 16 || cols[i].size == 4) {
+			return true
+		}
+	}
+	return false
+}
+
+// markFixedBinary gives the BINARY(n) columns of cols that types names
+// (column name → kind, from information_schema) their own kind.
+func markFixedBinary(cols []binlogColumn, types map[string]colKind) {
+	for i := range cols {
+		c := &cols[i]
+		k, ok := types[c.name]
+		if !ok || c.kind != kindBinary {
+			continue
+		}
+		if (k == kindInet4 && c.size == 4) || ((k == kindInet6 || k == kindUUID) && c.size == 16) {
+			c.kind = k
+		}
+	}
+}
+
+// padZeros restores the trailing zero bytes the binlog drops from BINARY(n).
+func padZeros(b []byte, size int) []byte {
+	if len(b) >= size {
+		return b
+	}
+	out := make([]byte, size)
+	copy(out, b)
+	return out
+}
+
+// withFraction gives a TIME value exactly dec fraction digits, as MySQL
+// prints TIME(dec): go-mysql leaves out a zero fraction.
+func withFraction(s string, dec int) string {
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) == dec {
+		return s
+	}
+	if dec == 0 {
+		return whole
+	}
+	if len(frac) > dec {
+		return whole + "." + frac[:dec]
+	}
+	return whole + "." + frac + strings.Repeat("0", dec-len(frac))
+}
+
+// formatFixedBinary prints the stored bytes of an INET6, INET4 or UUID
+// value as MariaDB does.
+func formatFixedBinary(k colKind, b []byte) (any, error) {
+	switch {
+	case k == kindInet6 && len(b) == 16:
+		return formatInet6(b), nil
+	case k == kindInet4 && len(b) == 4:
+		return fmt.Sprintf("%d.%d.%d.%d", b[0], b[1], b[2], b[3]), nil
+	case k == kindUUID && len(b) == 16:
+		h := hex.EncodeToString(b)
+		return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+	}
+	return nil, fmt.Errorf("a value of %d bytes in a fixed-size binary column", len(b))
+}
+
+// formatInet6 prints an IPv6 address as MariaDB's Inet6::to_string does:
+// lower-case hex words without leading zeros, the first longest run of zero
+// words (even a single one) written "::", and IPv4-compatible (::a.b.c.d)
+// and IPv4-mapped (::ffff:a.b.c.d) addresses with a dotted IPv4 tail.
+func formatInet6(b []byte) string {
+	var w [8]uint16
+	for i := range w {
+		w[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+	}
+	gapPos, gapLen := -1, -1
+	runPos, runLen := -1, -1
+	for i, x := range w {
+		switch {
+		case x != 0 && runPos >= 0:
+			if runLen > gapLen {
+				gapPos, gapLen = runPos, runLen
+			}
+			runPos, runLen = -1, -1
+		case x == 0 && runPos >= 0:
+			runLen++
+		case x == 0:
+			runPos, runLen = i, 1
+		}
+	}
+	if runPos >= 0 && runLen > gapLen {
+		gapPos, gapLen = runPos, runLen
+	}
+	out := make([]byte, 0, 40)
+	for i := 0; i < len(w); i++ {
+		switch {
+		case i == gapPos:
+			if i == 0 {
+				out = append(out, ':')
+			}
+			out = append(out, ':')
+			i += gapLen - 1
+		case i == 6 && gapPos == 0 && (gapLen == 6 || (gapLen == 5 && w[5] == 0xffff)):
+			return string(out) + fmt.Sprintf("%d.%d.%d.%d", b[12], b[13], b[14], b[15])
+		default:
+			out = strconv.AppendUint(out, uint64(w[i]), 16)
+			if i+1 != len(w) {
+				out = append(out, ':')
+			}
+		}
+	}
+	return string(out)
 }
 
 // sqlColumn describes a column for the full-load SELECT.
@@ -325,7 +543,7 @@ func (c *sqlColumn) value(b []byte) (any, error) {
 	case kindText:
 		return s, nil
 	}
-	return s, nil // temporal, enum, set, json: text as the server prints it
+	return s, nil // temporal, enum, set, json, inet6, uuid: text as the server prints it
 }
 
 // sqlKind maps information_schema.COLUMNS to a value rule.
@@ -355,6 +573,12 @@ func sqlKind(dataType, columnType string, charset *string) colKind {
 		return kindSet
 	case "json":
 		return kindJSON
+	case "inet6":
+		return kindInet6
+	case "inet4":
+		return kindInet4
+	case "uuid":
+		return kindUUID
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
 		if charset == nil || *charset == "binary" {
 			return kindBinary
