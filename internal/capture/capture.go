@@ -153,8 +153,14 @@ func (c *Capture) Run(ctx context.Context) error {
 	}
 	defer src.Close()
 	c.src = src
-	if err := src.checkBinlog(ctx); err != nil {
-		return err
+	findings := src.preflight(ctx, c.cfg)
+	if bad := failed(findings); len(bad) > 0 {
+		return &FailedError{Version: src.version, Findings: bad}
+	}
+	for _, f := range findings {
+		if f.Level == LevelWarn {
+			c.log.Warn("source check: "+f.Check, "detail", f.Detail, "fix", f.Fix)
+		}
 	}
 	c.state.Flavor, c.state.ServerID = src.flavor, src.serverID
 	c.log.Info("source connected", "version", src.version, "flavor", src.flavor, "server_id", src.serverID)
@@ -162,9 +168,6 @@ func (c *Capture) Run(ctx context.Context) error {
 	tables, err := src.listTables(ctx, c.cfg.Selected)
 	if err != nil {
 		return err
-	}
-	if len(tables) == 0 {
-		c.log.Warn("the selection rules select no table yet; tables created later are captured from the binlog")
 	}
 	var toLoad []TableName
 	c.mu.Lock()

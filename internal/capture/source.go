@@ -81,32 +81,6 @@ func (s *source) inspect(ctx context.Context) error {
 	return rows.Err()
 }
 
-// checkBinlog verifies the settings row-based CDC depends on.
-func (s *source) checkBinlog(ctx context.Context) error {
-	want := []struct{ name, value, fix string }{
-		{"log_bin", "ON", "start the server with --log-bin (RDS: enable automated backups)"},
-		{"binlog_format", "ROW", "SET GLOBAL binlog_format=ROW and start the server with --binlog-format=ROW"},
-		{"binlog_row_image", "FULL", "SET GLOBAL binlog_row_image=FULL and start the server with --binlog-row-image=FULL"},
-		{"binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata=FULL and start the server with --binlog-row-metadata=FULL (MySQL ≥ 8.0.1, MariaDB ≥ 10.5)"},
-	}
-	var problems []string
-	for _, w := range want {
-		var v sql.NullString
-		err := s.db.QueryRowContext(ctx, "SELECT @@GLOBAL."+w.name).Scan(&v)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: cannot read it (%v): %s", w.name, err, w.fix))
-			continue
-		}
-		if !strings.EqualFold(v.String, w.value) && !(w.value == "ON" && v.String == "1") {
-			problems = append(problems, fmt.Sprintf("%s is %q, want %s: %s", w.name, v.String, w.value, w.fix))
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("source %s is not ready for CDC:\n  %s", s.version, strings.Join(problems, "\n  "))
-	}
-	return nil
-}
-
 // TableName is a schema-qualified table.
 type TableName struct{ Schema, Table string }
 

@@ -135,25 +135,6 @@ func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return t.Run(ctx)
 }
 
-func checkCmd(stdout io.Writer) *cobra.Command {
-	var path string
-	cmd := &cobra.Command{
-		Use:   "check",
-		Short: "Validate a config file and print it with secrets redacted",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(path)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s: config OK (task %s, %s, target %s)\n", path, cfg.Task, cfg.Migration, cfg.Target)
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
-	return cmd
-}
-
 func demoCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o demo.Options
 	cmd := &cobra.Command{

@@ -37,17 +37,25 @@ type MariaDB struct {
 	Password string
 	DataDir  string
 
-	server  string // mariadbd binary
-	mu      sync.Mutex
-	process *proc // nil when stopped
+	server    string   // mariadbd binary
+	extraArgs []string // options after the defaults
+	mu        sync.Mutex
+	process   *proc // nil when stopped
 }
 
 // NewMariaDB starts a MariaDB server in a temporary directory for the length
 // of the test. It calls Missing when MariaDB is not installed.
 func NewMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
+	return NewMariaDBWith(t)
+}
+
+// NewMariaDBWith is NewMariaDB with extra server options, which override
+// the defaults (e.g. "--binlog-format=STATEMENT").
+func NewMariaDBWith(t testing.TB, extraArgs ...string) *MariaDB {
+	t.Helper()
 	dir := t.TempDir()
-	m, err := StartMariaDB(t.Context(), dir)
+	m, err := StartMariaDBWith(t.Context(), dir, extraArgs...)
 	if errors.Is(err, ErrNotInstalled) {
 		Missing(t, "MariaDB server", "scripts/deps.sh (sudo apt-get install -y mariadb-server)")
 	}
@@ -69,6 +77,13 @@ func NewMariaDB(t testing.TB) *MariaDB {
 // runs until Stop or Kill, whatever becomes of ctx, which only bounds the
 // start.
 func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
+	return StartMariaDBWith(ctx, dir)
+}
+
+// StartMariaDBWith is StartMariaDB with extra server options, given after
+// the defaults so that they override them (e.g. "--binlog-format=STATEMENT").
+// Restart keeps them.
+func StartMariaDBWith(ctx context.Context, dir string, extraArgs ...string) (*MariaDB, error) {
 	server, err := findBinary([]string{"mariadbd", "mysqld"}, mariadbDirs...)
 	if err != nil {
 		return nil, fmt.Errorf("starting MariaDB: %w", err)
@@ -78,10 +93,11 @@ func StartMariaDB(ctx context.Context, dir string) (*MariaDB, error) {
 		server = resolved
 	}
 	m := &MariaDB{
-		Host:    "127.0.0.1",
-		User:    "root",
-		DataDir: filepath.Join(dir, "mariadb"),
-		server:  server,
+		Host:      "127.0.0.1",
+		User:      "root",
+		DataDir:   filepath.Join(dir, "mariadb"),
+		server:    server,
+		extraArgs: extraArgs,
 	}
 	for _, d := range []string{m.DataDir, m.tmpDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -182,7 +198,7 @@ func (m *MariaDB) args() []string {
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root") // else mariadbd refuses to run as root
 	}
-	return args
+	return append(args, m.extraArgs...)
 }
 
 // tmpDir returns the server's own temporary directory. Servers sharing one
