@@ -9,6 +9,8 @@
 package config
 
 import (
+	"github.com/binlake/binlake/internal/keytemplate"
+
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -98,10 +100,24 @@ type Delivery struct {
 	Buffer Buffer `yaml:"buffer"`
 	// Format is "json".
 	Format string `yaml:"format"`
-	// Compression is "none" or "gzip".
+	// Compression is "none", "gzip", "zstd" or "snappy" (framed).
 	Compression string `yaml:"compression"`
-	// Prefix is prepended to every object key, e.g. "wordpress-db/".
+	// Prefix is the key template of objects, e.g. "wordpress-db/" or
+	// "raw/{schema}/{table}/!{timestamp:yyyy/MM/dd}/". A prefix without
+	// placeholders gets the Partitioning layout appended.
 	Prefix string `yaml:"prefix"`
+	// Partitioning is the layout appended to a plain prefix: "time"
+	// ({schema}/{table}/{yyyy}/{MM}/{dd}/{HH}/, the default) or "hive"
+	// ({schema}/{table}/year={yyyy}/month={MM}/day={dd}/hour={HH}/).
+	Partitioning string `yaml:"partitioning"`
+}
+
+// KeyLayout is the layout appended to a plain prefix.
+func (d Delivery) KeyLayout() string {
+	if d.Partitioning == "hive" {
+		return keytemplate.HiveLayout
+	}
+	return keytemplate.TimeLayout
 }
 
 // Buffer flushes a batch when it reaches Size bytes or is Interval old,
@@ -171,9 +187,10 @@ func defaults() *Config {
 			},
 		},
 		Delivery: Delivery{
-			Buffer:      Buffer{Size: 5 * mib, Interval: Duration(60 * time.Second)},
-			Format:      "json",
-			Compression: "gzip",
+			Buffer:       Buffer{Size: 5 * mib, Interval: Duration(60 * time.Second)},
+			Format:       "json",
+			Compression:  "gzip",
+			Partitioning: "time",
 		},
 		StateDir: "./binlake-state",
 		Log:      Log{Level: "info", Format: "text"},

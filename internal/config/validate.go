@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/binlake/binlake/internal/keytemplate"
+
 	"fmt"
 	"net"
 	"net/url"
@@ -187,9 +189,12 @@ func (c *Config) validateDelivery(ps *problems) {
 	if d.Format != "json" {
 		ps.add("delivery.format", "must be json (the only format for now); got %q", d.Format)
 	}
-	ps.oneOf("delivery.compression", d.Compression, "none", "gzip")
+	ps.oneOf("delivery.compression", d.Compression, "none", "gzip", "zstd", "snappy")
+	ps.oneOf("delivery.partitioning", d.Partitioning, "time", "hive")
 	if strings.HasPrefix(d.Prefix, "/") {
 		ps.add("delivery.prefix", "%q must not start with '/'; object keys are relative to the target (write %q)", d.Prefix, strings.TrimLeft(d.Prefix, "/"))
+	} else if _, err := keytemplate.Parse(d.Prefix, d.KeyLayout()); err != nil {
+		ps.add("delivery.prefix", "%v", err)
 	}
 }
 

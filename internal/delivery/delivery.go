@@ -11,17 +11,17 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/checkpoint"
 	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/keytemplate"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
 )
@@ -46,10 +46,24 @@ type State struct {
 	FormatVersion int `json:"format_version"`
 	// Stored maps "<partition>|<schema.table>" to the stream-position of the
 	// last record of that table on that partition durably in the lake.
-	Stored     map[string]string      `json:"stored"`
-	Tables     map[string]*TableStats `json:"tables"`
-	Duplicates uint64                 `json:"duplicates_dropped"`
-	SavedAt    time.Time              `json:"saved_at"`
+	Stored map[string]string      `json:"stored"`
+	Tables map[string]*TableStats `json:"tables"`
+	// Pending holds the object being written for a (partition, table), saved
+	// before the upload starts: after a crash, the object's presence in the
+	// lake decides whether its records are stored.
+	Pending    map[string]*Intent `json:"pending,omitempty"`
+	Duplicates uint64             `json:"duplicates_dropped"`
+	SavedAt    time.Time          `json:"saved_at"`
+}
+
+// Intent is an object about to be written.
+type Intent struct {
+	Key    string     `json:"key"`
+	Last   string     `json:"last_position"`
+	Counts TableStats `json:"counts"`
+	Reload bool       `json:"reload,omitempty"`
+	Newest time.Time  `json:"newest_commit_time"`
+	Size   int        `json:"size"`
 }
 
 const stateFormatVersion = 1
@@ -71,7 +85,10 @@ type Delivery struct {
 	log    *slog.Logger
 	path   string
 
-	buffers map[bufKey]*buffer
+	keys      *keytemplate.Template
+	buffers   map[bufKey]*buffer
+	fetched   string    // position of the newest record fetched from the stream
+	fetchedAt time.Time // its commit time
 
 	mu    sync.Mutex
 	state State
@@ -99,7 +116,12 @@ type buffer struct {
 
 // New returns a Delivery; Run starts it.
 func New(opts Options) *Delivery {
+	keys, err := keytemplate.Parse(opts.Config.Delivery.Prefix, opts.Config.Delivery.KeyLayout())
+	if err != nil {
+		panic(fmt.Sprintf("delivery: unvalidated config: %v", err)) // config.Validate rejects it
+	}
 	return &Delivery{
+		keys:    keys,
 		cfg:     opts.Config,
 		cons:    opts.Consumer,
 		bucket:  opts.Bucket,
@@ -126,7 +148,60 @@ func (d *Delivery) Load() error {
 	if d.state.Tables == nil {
 		d.state.Tables = map[string]*TableStats{}
 	}
+	if d.state.Pending == nil {
+		d.state.Pending = map[string]*Intent{}
+	}
 	return nil
+}
+
+// recover settles the objects a crash left pending: an object that is in
+// the lake counts as stored (its records are dropped when the stream
+// delivers them again), one that is not is forgotten (its records are
+// written again, under whatever batch boundaries come). A missing
+// checkpoint is rebuilt from the object keys of this task in the lake.
+func (d *Delivery) recover(ctx context.Context, existed bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !existed {
+		found := 0
+		err := d.bucket.List(ctx, d.keys.Root(), func(key string, size int64) error {
+			k, last, ok := parseObjectName(d.cfg.Task, key)
+			if !ok {
+				return nil
+			}
+			if last > d.state.Stored[k] {
+				d.state.Stored[k] = last
+			}
+			found++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("rebuilding the delivery checkpoint from the lake: %w", err)
+		}
+		if found > 0 {
+			d.log.Warn("no delivery checkpoint: rebuilt the stored positions from the lake", "objects", found)
+		}
+	}
+	for k, in := range d.state.Pending {
+		exists := false
+		err := d.bucket.List(ctx, in.Key, func(key string, size int64) error {
+			if key == in.Key {
+				exists = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("checking %s: %w", in.Key, err)
+		}
+		if exists {
+			d.commitLocked(k, in)
+			d.log.Info("recovered an object written before a crash", "key", in.Key)
+		} else {
+			d.log.Info("an object interrupted by a crash was not stored; its records are written again", "key", in.Key)
+		}
+		delete(d.state.Pending, k)
+	}
+	return d.saveLocked()
 }
 
 // Stats returns a copy of the per-table statistics.
@@ -155,7 +230,14 @@ func (d *Delivery) BufferedBytes() int {
 // not acknowledged is delivered again after a restart) or until drain is
 // closed and everything on the stream has been delivered.
 func (d *Delivery) Run(ctx context.Context, drain <-chan struct{}) error {
+	existed, err := checkpoint.Load(d.path, &State{})
+	if err != nil {
+		return err
+	}
 	if err := d.Load(); err != nil {
+		return err
+	}
+	if err := d.recover(ctx, existed); err != nil {
 		return err
 	}
 	draining := false
@@ -181,6 +263,9 @@ func (d *Delivery) Run(ctx context.Context, drain <-chan struct{}) error {
 		for _, m := range msgs {
 			if err := d.add(ctx, m); err != nil {
 				return err
+			}
+			if m.Position > d.fetched {
+				d.fetched, d.fetchedAt = m.Position, m.CommitTime
 			}
 		}
 		if err := d.flushDue(ctx, time.Now()); err != nil {
@@ -313,8 +398,10 @@ func (d *Delivery) sortedKeys() []bufKey {
 	return keys
 }
 
-// flush writes the buffer as one object, records the new stored position,
-// then acknowledges its messages.
+// flush writes the buffer as one object, exactly once: the intent is saved
+// first, then the object is uploaded (retried until it is stored), then the
+// new stored position is committed, and only then are the messages
+// acknowledged.
 func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 	if len(b.msgs) == 0 {
 		d.mu.Lock()
@@ -322,38 +409,26 @@ func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 		d.mu.Unlock()
 		return nil
 	}
-	body, ext, err := d.encode(b.data.Bytes())
+	body, ext, err := encode(d.cfg.Delivery.Compression, b.data.Bytes())
 	if err != nil {
 		return err
 	}
 	key := d.objectKey(b, ext)
-	if err := d.bucket.Put(ctx, key, body); err != nil {
-		return fmt.Errorf("writing %s: %w", key, err)
+	in := &Intent{Key: key, Last: b.last, Counts: b.counts, Reload: b.reloaded, Newest: b.newest, Size: len(body)}
+	d.mu.Lock()
+	d.state.Pending[b.key.String()] = in
+	err = d.saveLocked()
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := d.put(ctx, key, body); err != nil {
+		return err
 	}
 	d.mu.Lock()
-	d.state.Stored[b.key.String()] = b.last
-	st := d.state.Tables[b.key.table]
-	if st == nil {
-		st = &TableStats{}
-		d.state.Tables[b.key.table] = st
-	}
-	if b.reloaded {
-		st.FullLoadRows = 0
-	}
-	st.FullLoadRows += b.counts.FullLoadRows
-	st.Inserts += b.counts.Inserts
-	st.Updates += b.counts.Updates
-	st.Deletes += b.counts.Deletes
-	st.DDLs += b.counts.DDLs
-	st.Objects++
-	st.Bytes += uint64(len(body))
-	st.LastObject = key
-	st.LastUpdateTime = time.Now().UTC()
-	if b.newest.After(st.LastCommitTime) {
-		st.LastCommitTime = b.newest
-	}
-	d.state.SavedAt = time.Now().UTC()
-	err = checkpoint.Save(d.path, &d.state)
+	d.commitLocked(b.key.String(), in)
+	delete(d.state.Pending, b.key.String())
+	err = d.saveLocked()
 	delete(d.buffers, b.key)
 	d.mu.Unlock()
 	if err != nil {
@@ -366,49 +441,126 @@ func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 		}
 	}
 	d.log.Debug("object written", "key", key, "records", len(b.msgs), "bytes", len(body))
-	return nil
+	return d.writeMarker(ctx, b.key.table)
 }
 
-func (d *Delivery) encode(lines []byte) ([]byte, string, error) {
-	switch d.cfg.Delivery.Compression {
-	case "none":
-		return append([]byte(nil), lines...), ".json", nil
-	default:
-		var out bytes.Buffer
-		out.Grow(len(lines) / 4)
-		zw := gzip.NewWriter(&out)
-		if _, err := zw.Write(lines); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
+// put uploads an object, retrying with backoff while the store refuses.
+func (d *Delivery) put(ctx context.Context, key string, body []byte) error {
+	backoff := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := d.bucket.Put(ctx, key, body)
+		if err == nil {
+			return nil
 		}
-		if err := zw.Close(); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("writing %s: %w", key, err)
 		}
-		return out.Bytes(), ".json.gz", nil
+		d.log.Warn("the target refused a write; retrying", "key", key, "attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("writing %s: %w", key, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
-// objectKey names an object by what it holds, so that names sort in stream
-// order within a table partition:
+func (d *Delivery) saveLocked() error {
+	d.state.SavedAt = time.Now().UTC()
+	return checkpoint.Save(d.path, &d.state)
+}
+
+// commitLocked records an object as stored and counts its records.
+func (d *Delivery) commitLocked(k string, in *Intent) {
+	if in.Last > d.state.Stored[k] {
+		d.state.Stored[k] = in.Last
+	}
+	_, table, _ := strings.Cut(k, "|")
+	st := d.state.Tables[table]
+	if st == nil {
+		st = &TableStats{}
+		d.state.Tables[table] = st
+	}
+	if in.Reload {
+		st.FullLoadRows = 0
+	}
+	st.FullLoadRows += in.Counts.FullLoadRows
+	st.Inserts += in.Counts.Inserts
+	st.Updates += in.Counts.Updates
+	st.Deletes += in.Counts.Deletes
+	st.DDLs += in.Counts.DDLs
+	st.Objects++
+	st.Bytes += uint64(in.Size)
+	st.LastObject = in.Key
+	st.LastUpdateTime = time.Now().UTC()
+	if in.Newest.After(st.LastCommitTime) {
+		st.LastCommitTime = in.Newest
+	}
+}
+
+// objectKey names an object by what it holds:
 //
-//	<prefix><schema>/<table>/YYYY/MM/DD/HH/<task>-<partition>-<first position>-<last position><ext>
+//	<rendered prefix template><task>-<schema>.<table>-p<partition>-<first position>-<last position><ext>
 //
-// The time is the commit time of the oldest record, in UTC.
+// The template's time is the commit time of the oldest record, in UTC.
+// Within a table partition, names sort in stream order, and the name alone
+// says what the object covers, whatever the template: a lost delivery
+// checkpoint can be rebuilt from a listing.
 func (d *Delivery) objectKey(b *buffer, ext string) string {
 	schema, table, _ := strings.Cut(b.key.table, ".")
-	t := b.oldest.UTC()
-	var sb strings.Builder
-	sb.WriteString(d.cfg.Delivery.Prefix)
-	sb.WriteString(schema)
-	sb.WriteByte('/')
-	sb.WriteString(table)
-	fmt.Fprintf(&sb, "/%04d/%02d/%02d/%02d/", t.Year(), t.Month(), t.Day(), t.Hour())
-	sb.WriteString(d.cfg.Task)
-	fmt.Fprintf(&sb, "-p%04d-", b.key.partition)
-	sb.WriteString(compactPosition(b.first.Position))
-	sb.WriteByte('-')
-	sb.WriteString(compactPosition(b.last))
-	sb.WriteString(ext)
-	return sb.String()
+	dir := d.keys.Render(keytemplate.Values{Schema: schema, Table: table, Task: d.cfg.Task, Partition: b.key.partition, Time: b.oldest})
+	if dir != "" && !strings.HasSuffix(dir, "/") {
+		dir += "/"
+	}
+	return fmt.Sprintf("%s%s-%s-p%04d-%s-%s%s", dir, d.cfg.Task, b.key.table, b.key.partition, compactPosition(b.first.Position), compactPosition(b.last), ext)
+}
+
+var objectName = regexp.MustCompile(`-p(\d{4})-(\d{` + strconv.Itoa(change.PositionLen-5) + `})-(\d{` + strconv.Itoa(change.PositionLen-5) + `})\.[a-z.]+$`)
+
+// parseObjectName reads the buffer key ("<partition>|<schema.table>") and
+// the last position back from the name of an object written for task.
+func parseObjectName(task, key string) (string, string, bool) {
+	base := key[strings.LastIndexByte(key, '/')+1:]
+	rest, ok := strings.CutPrefix(base, task+"-")
+	if !ok {
+		return "", "", false
+	}
+	loc := objectName.FindStringSubmatchIndex(rest)
+	if loc == nil || loc[0] == 0 {
+		return "", "", false
+	}
+	table := rest[:loc[0]]
+	part, _ := strconv.Atoi(rest[loc[2]:loc[3]])
+	last, err := expandPosition(rest[loc[6]:loc[7]])
+	if err != nil {
+		return "", "", false
+	}
+	return bufKey{table: table, partition: part}.String(), last, true
+}
+
+// expandPosition is the inverse of compactPosition.
+func expandPosition(digits string) (string, error) {
+	if len(digits) != change.PositionLen-5 {
+		return "", fmt.Errorf("position digits %q: want %d digits", digits, change.PositionLen-5)
+	}
+	p, err := change.ParsePosition(withSlashes(digits))
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+}
+
+// withSlashes puts the field separators back into compact position digits.
+func withSlashes(digits string) string {
+	var b strings.Builder
+	for i, w := range []int{4, 10, 16, 1, 10, 10} {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(digits[:w])
+		digits = digits[w:]
+	}
+	return b.String()
 }
 
 // compactPosition drops the separators of a stream-position; the fields are

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/binlake/binlake/internal/objstore"
 )
@@ -48,8 +50,14 @@ type wire struct {
 func Read(ctx context.Context, b objstore.Bucket, prefix string) ([]Record, error) {
 	var keys []string
 	err := b.List(ctx, prefix, func(key string, size int64) error {
-		if strings.HasSuffix(key, ".json") || strings.HasSuffix(key, ".json.gz") {
-			keys = append(keys, key)
+		if strings.Contains(key, "_binlake/") {
+			return nil // markers and other binlake metadata
+		}
+		for _, ext := range []string{".json", ".json.gz", ".json.zst", ".json.snappy"} {
+			if strings.HasSuffix(key, ext) {
+				keys = append(keys, key)
+				break
+			}
 		}
 		return nil
 	})
@@ -71,16 +79,27 @@ func Read(ctx context.Context, b objstore.Bucket, prefix string) ([]Record, erro
 	return out, nil
 }
 
-// Decode decodes one object (gzip-compressed when key ends in .gz).
+// Decode decodes one object, decompressed by its extension (.gz, .zst,
+// .snappy).
 func Decode(key string, body []byte) ([]Record, error) {
 	var r io.Reader = bytes.NewReader(body)
-	if strings.HasSuffix(key, ".gz") {
+	switch {
+	case strings.HasSuffix(key, ".gz"):
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
 		defer zr.Close()
 		r = zr
+	case strings.HasSuffix(key, ".zst"):
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		defer zr.Close()
+		r = zr
+	case strings.HasSuffix(key, ".snappy"):
+		r = snappy.NewReader(r)
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 256<<20)
