@@ -63,12 +63,31 @@ install_versitygw() {
 	go install "$VERSITYGW"
 }
 
+# node and npm run the independent readers and servers from npm the tests
+# use (DuckDB's @duckdb/node-api, kinesalite); the tests install those
+# packages themselves into $HOME/.cache/binlake/npm.
+have_node() {
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
+}
+
+install_node() {
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps.sh: node/npm not found; install them: sudo apt-get install -y nodejs npm" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing nodejs and npm" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+}
+
 want_s3=false
+want_node=false
 for arg in "$@"; do
 	case $arg in
 	s3) want_s3=true ;;
+	node) want_node=true ;;
 	*)
-		echo "usage: $0 [s3]" >&2
+		echo "usage: $0 [s3] [node]" >&2
 		exit 2
 		;;
 	esac
@@ -81,4 +100,7 @@ if ! have_mariadb; then
 fi
 if $want_s3; then
 	have_versitygw || install_versitygw
+fi
+if $want_node; then
+	have_node || install_node
 fi

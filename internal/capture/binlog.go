@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/config"
 )
 
 // binlogPosition is the server's current binlog end.
@@ -191,11 +193,20 @@ func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (
 		r.pos = h.LogPos
 	}
 	commitTime := time.Unix(int64(h.Timestamp), 0).UTC()
+	var last *change.TransactionRef
 	if r.tx != nil {
+		r.c.mu.Lock()
+		last = r.c.state.LastRecord
+		r.c.mu.Unlock()
+		details := r.c.cfg.IncludeTransactionDetails
 		for i, rec := range r.tx.records {
 			rec.CommitTime = commitTime
 			rec.TransactionID = r.tx.id
 			rec.TransactionSeq = uint32(i + 1)
+			if details {
+				rec.Prev = last
+			}
+			last = &change.TransactionRef{ID: rec.TransactionID, Seq: rec.TransactionSeq}
 			var err error
 			if rec.Op.IsControl() {
 				err = r.c.broadcast(ctx, rec)
@@ -213,7 +224,12 @@ func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (
 		}
 	}
 	r.tx = nil
-	r.commitPosition()
+	r.c.mu.Lock()
+	r.c.state.BinlogFile, r.c.state.BinlogPos = r.file, r.pos
+	if last != nil {
+		r.c.state.LastRecord = last
+	}
+	r.c.mu.Unlock()
 	return true, nil
 }
 
@@ -289,10 +305,13 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 		return row, nil
 	}
 	base := change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindEvent}
-	add := func(op change.Op, row change.Row, a, b uint64) {
+	add := func(op change.Op, row, before change.Row, a, b uint64) {
 		pos := base
 		pos.A, pos.B = a, b
 		rec := &change.Record{Op: op, Schema: t.Schema, Table: t.Table, Data: row, Position: pos}
+		if op == change.OpUpdate || op == change.OpDelete {
+			rec.Before = beforeImage(r.c.cfg.BeforeImage, before, pk)
+		}
 		partitionKey(rec, row, pk)
 		r.tx.records = append(r.tx.records, rec)
 	}
@@ -307,7 +326,7 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 			if err != nil {
 				return err
 			}
-			add(op, row, uint64(i), 0)
+			add(op, row, row, uint64(i), 0)
 		}
 	case replication.EnumRowsEventTypeUpdate:
 		if len(e.Rows)%2 != 0 {
@@ -325,14 +344,33 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 			if pkChanged(before, after, pk) {
 				// A key change is two records, so each key's history stays on
 				// its own partition: delete of the old key, insert of the new.
-				add(change.OpDelete, before, uint64(i/2), 0)
-				add(change.OpInsert, after, uint64(i/2), 1)
+				add(change.OpDelete, before, before, uint64(i/2), 0)
+				add(change.OpInsert, after, nil, uint64(i/2), 1)
 				continue
 			}
-			add(change.OpUpdate, after, uint64(i/2), 0)
+			add(change.OpUpdate, after, before, uint64(i/2), 0)
 		}
 	default:
 		return fmt.Errorf("%s: unsupported rows event", t)
+	}
+	return nil
+}
+
+// beforeImage is the before-image of an update or delete whose row before
+// the change was row: nil for none, the primary-key columns (in column
+// order; none for a table without a key) for pk-only, or the whole row.
+func beforeImage(mode string, row change.Row, pk []int) change.Row {
+	switch mode {
+	case config.BeforeImageAll:
+		return row
+	case config.BeforeImagePKOnly:
+		img := change.Row{}
+		for i := range row {
+			if slices.Contains(pk, i) {
+				img = append(img, row[i])
+			}
+		}
+		return img
 	}
 	return nil
 }

@@ -46,15 +46,18 @@ type TableProgress struct {
 
 // State is the capture checkpoint.
 type State struct {
-	FormatVersion int                       `json:"format_version"`
-	Flavor        string                    `json:"flavor"`
-	ServerID      uint32                    `json:"server_id"`
-	Epoch         uint32                    `json:"epoch"`
-	BinlogFile    string                    `json:"binlog_file,omitempty"` // CDC resumes here, at a transaction boundary
-	BinlogPos     uint32                    `json:"binlog_pos,omitempty"`
-	NextChunk     uint64                    `json:"next_chunk"`
-	Tables        map[string]*TableProgress `json:"tables"`
-	SavedAt       time.Time                 `json:"saved_at"`
+	FormatVersion int    `json:"format_version"`
+	Flavor        string `json:"flavor"`
+	ServerID      uint32 `json:"server_id"`
+	Epoch         uint32 `json:"epoch"`
+	BinlogFile    string `json:"binlog_file,omitempty"` // CDC resumes here, at a transaction boundary
+	BinlogPos     uint32 `json:"binlog_pos,omitempty"`
+	NextChunk     uint64 `json:"next_chunk"`
+	// LastRecord is the last CDC record published, at BinlogFile:BinlogPos:
+	// the prev-transaction-id and prev-transaction-record-id of the next one.
+	LastRecord *change.TransactionRef    `json:"last_record,omitempty"`
+	Tables     map[string]*TableProgress `json:"tables"`
+	SavedAt    time.Time                 `json:"saved_at"`
 }
 
 const stateFormatVersion = 1

@@ -254,36 +254,39 @@ func zooCopy(base int) string {
 // error value) and in a time zone that is not UTC.
 var zooSession = []string{"SET SESSION sql_mode = ''", "SET SESSION time_zone = '+05:30'"}
 
-// zooRecord is one data record of the lake, with each value's exact JSON.
-type zooRecord struct {
-	Data     map[string]json.RawMessage `json:"data"`
-	Before   map[string]json.RawMessage `json:"before-image"`
-	Metadata map[string]json.RawMessage `json:"metadata"`
+// rawRecord is one record of the lake: its JSON line, and its top-level
+// fields, data and metadata with each value's exact JSON.
+type rawRecord struct {
+	line     string
+	fields   map[string]json.RawMessage
+	data     map[string]json.RawMessage
+	metadata map[string]json.RawMessage
 }
 
-func (r zooRecord) meta(key string) string {
+func (r rawRecord) meta(key string) string {
 	var s string
-	json.Unmarshal(r.Metadata[key], &s)
+	json.Unmarshal(r.metadata[key], &s)
 	return s
 }
 
-func (r zooRecord) id(t *testing.T) int {
+func (r rawRecord) id(t *testing.T) int {
 	var id int
-	if err := json.Unmarshal(r.Data["id"], &id); err != nil {
-		t.Fatalf("record without a numeric id: %s", r.Data["id"])
+	if err := json.Unmarshal(r.data["id"], &id); err != nil {
+		t.Fatalf("record without a numeric id: %s", r.line)
 	}
 	return id
 }
 
-// readZooLake returns the data records of the lake in dir, in stream-position order.
-func readZooLake(t *testing.T, dir, prefix string) []zooRecord {
+// readLakeLines returns the records of the lake in dir, data and control,
+// in stream-position order.
+func readLakeLines(t *testing.T, dir, prefix string) []rawRecord {
 	t.Helper()
 	b, err := objstore.NewFile(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	var recs []zooRecord
+	var recs []rawRecord
 	err = b.List(ctx, prefix, func(key string, size int64) error {
 		if strings.Contains(key, "/_binlake/") || !strings.HasSuffix(key, ".json.gz") && !strings.HasSuffix(key, ".json") {
 			return nil // not a batch of records
@@ -303,13 +306,13 @@ func readZooLake(t *testing.T, dir, prefix string) []zooRecord {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), 64<<20)
 		for sc.Scan() {
-			var rec zooRecord
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			rec := rawRecord{line: sc.Text()}
+			if err := json.Unmarshal(sc.Bytes(), &rec.fields); err != nil {
 				return fmt.Errorf("%s: %w: %s", key, err, sc.Bytes())
 			}
-			if rec.meta("record-type") == "data" {
-				recs = append(recs, rec)
-			}
+			json.Unmarshal(rec.fields["data"], &rec.data)
+			json.Unmarshal(rec.fields["metadata"], &rec.metadata)
+			recs = append(recs, rec)
 		}
 		return sc.Err()
 	})
@@ -323,7 +326,7 @@ func readZooLake(t *testing.T, dir, prefix string) []zooRecord {
 // zooTask runs a full-load-and-cdc task on the zoo: it writes the rows the
 // full load reads, starts the task, writes the CDC rows once the load is
 // complete, drains and returns the lake's data records.
-func zooTask(t *testing.T, extraConfig string) []zooRecord {
+func zooTask(t *testing.T, extraConfig string) []rawRecord {
 	t.Helper()
 	m := testbed.NewMariaDB(t)
 	ctx := t.Context()
@@ -380,7 +383,7 @@ state_dir: %s
 	if err := <-done; err != nil {
 		t.Fatalf("task: %v", err)
 	}
-	return readZooLake(t, lakeDir, "zoo/")
+	return readLakeLines(t, lakeDir, "zoo/")
 }
 
 // TestTypeZoo checks the JSON of every MariaDB type at its edge values, in
@@ -403,7 +406,7 @@ func TestTypeZoo(t *testing.T) {
 	}
 	seen := map[key]bool{}
 	for _, r := range recs {
-		if r.meta("schema-name") != "zoo" || r.meta("table-name") != "types" {
+		if r.meta("record-type") != "data" || r.meta("schema-name") != "zoo" || r.meta("table-name") != "types" {
 			continue
 		}
 		kk := key{r.meta("operation"), r.id(t)}
@@ -416,7 +419,7 @@ func TestTypeZoo(t *testing.T) {
 			t.Errorf("%s record of id %d delivered twice", kk.op, kk.id)
 		}
 		seen[kk] = true
-		checkZooRow(t, fmt.Sprintf("%s id %d (%s)", kk.op, kk.id, caseNames[k]), r.Data, k)
+		checkZooRow(t, fmt.Sprintf("%s id %d (%s)", kk.op, kk.id, caseNames[k]), r.data, k)
 	}
 	for kk := range expected {
 		if !seen[kk] {

@@ -71,7 +71,7 @@ type Record struct {
 	Schema         string
 	Table          string
 	Data           Row       // the row after the change (before it, for deletes)
-	Before         Row       // before image of updates; nil when not captured
+	Before         Row       // before image of updates and deletes ("before-image"); nil when not captured
 	Statement      string    // DDL text of control records
 	TransactionID  uint64    // source transaction (MariaDB/MySQL GTID sequence number, or 0)
 	CommitTime     time.Time // source commit time (full load: snapshot time)
@@ -80,6 +80,17 @@ type Record struct {
 	PartitionKeyPK bool   // the partition key holds primary-key values
 	BuiltAt        time.Time
 	TransactionSeq uint32 // 1-based record number within its transaction
+	// Prev, when not nil, is the CDC record published before this one,
+	// written as DMS's prev-transaction-id and prev-transaction-record-id
+	// (IncludeTransactionDetails).
+	Prev *TransactionRef
+}
+
+// TransactionRef names a CDC record by its transaction-id and
+// transaction-record-id.
+type TransactionRef struct {
+	ID  uint64
+	Seq uint32
 }
 
 // RecordType is "data" or "control".
@@ -128,8 +139,16 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.Op != OpLoad {
 		b = append(b, `,"transaction-id":`...)
 		b = strconv.AppendUint(b, r.TransactionID, 10)
+		if r.Prev != nil {
+			b = append(b, `,"prev-transaction-id":`...)
+			b = strconv.AppendUint(b, r.Prev.ID, 10)
+		}
 		b = append(b, `,"transaction-record-id":`...)
 		b = strconv.AppendUint(b, uint64(r.TransactionSeq), 10)
+		if r.Prev != nil {
+			b = append(b, `,"prev-transaction-record-id":`...)
+			b = strconv.AppendUint(b, uint64(r.Prev.Seq), 10)
+		}
 	}
 	b = append(b, `,"commit-timestamp":`...)
 	b = appendString(b, r.CommitTime.UTC().Format(tsLayout))

@@ -36,9 +36,17 @@ type Config struct {
 	// MigrationFullLoadAndCDC.
 	Migration string `yaml:"migration"`
 	// Tables are DMS-style selection rules applied in order; see Selected.
-	Tables   []TableRule `yaml:"tables"`
-	Stream   Stream      `yaml:"stream"`
-	Delivery Delivery    `yaml:"delivery"`
+	Tables []TableRule `yaml:"tables"`
+	// BeforeImage adds a before-image object to the update and delete
+	// records of CDC, like DMS's BeforeImageSettings: BeforeImageNone (or
+	// empty: the default), BeforeImagePKOnly or BeforeImageAll.
+	BeforeImage string `yaml:"before_image"`
+	// IncludeTransactionDetails adds prev-transaction-id and
+	// prev-transaction-record-id to the metadata of CDC records, like the
+	// DMS endpoint setting of that name.
+	IncludeTransactionDetails bool     `yaml:"include_transaction_details"`
+	Stream                    Stream   `yaml:"stream"`
+	Delivery                  Delivery `yaml:"delivery"`
 	// Target is where batches are written: s3://bucket[/prefix],
 	// file:///absolute/path or file://relative/path.
 	Target string `yaml:"target"`
@@ -49,6 +57,13 @@ type Config struct {
 	HTTP     HTTP   `yaml:"http"`
 	Log      Log    `yaml:"log"`
 }
+
+// Before images, as DMS's BeforeImageSettings ColumnFilter.
+const (
+	BeforeImageNone   = "none"
+	BeforeImagePKOnly = "pk-only" // the primary-key columns
+	BeforeImageAll    = "all"     // every column
+)
 
 // Source is the database binlake reads.
 type Source struct {

@@ -83,6 +83,11 @@ func (c *Config) validate() []*FieldError {
 	ps.oneOf("migration", c.Migration, MigrationFullLoad, MigrationCDC, MigrationFullLoadAndCDC)
 
 	c.validateTables(&ps)
+	if b := c.BeforeImage; b != "" && b != BeforeImageNone && b != BeforeImagePKOnly && b != BeforeImageAll {
+		ps.add("before_image", "must be one of none, pk-only, all; got %q", b)
+	} else if b != "" && b != BeforeImageNone && c.Migration == MigrationFullLoad {
+		ps.add("before_image", "is %s, but a full-load task has no update or delete records; remove it or set migration: full-load-and-cdc", b)
+	}
 	c.validateStream(&ps)
 	c.validateDelivery(&ps)
 	c.validateTarget(&ps)

@@ -31,12 +31,12 @@ migration: full-load-and-cdc
 tables:
   - include: "wordpress-db.%%"
   - exclude: "wordpress-db.wp_sessions"
-delivery:
-  buffer: {size: 256KiB, interval: 1s}
-  prefix: "wordpress-db/"
 target: %s
 state_dir: %s
 %s`, m.Port, target, filepath.Join(t.TempDir(), "state"), extra)
+	if !strings.Contains(extra, "delivery:") {
+		yml += "delivery: {buffer: {size: 256KiB, interval: 1s}, prefix: \"wordpress-db/\"}\n"
+	}
 	cfg, err := config.Parse([]byte(yml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
