@@ -152,6 +152,13 @@ type S3 struct {
 	AccessKeyID     string `yaml:"access_key_id"`
 	SecretAccessKey string `yaml:"secret_access_key"`
 	SessionToken    string `yaml:"session_token"`
+	// SSE is the server-side encryption of new objects: AES256 (SSE-S3) or
+	// aws:kms (SSE-KMS, optionally with KMSKeyID); empty keeps the bucket's
+	// default.
+	SSE      string `yaml:"sse"`
+	KMSKeyID string `yaml:"kms_key_id"`
+	// StorageClass of new objects, e.g. STANDARD_IA, INTELLIGENT_TIERING.
+	StorageClass string `yaml:"storage_class"`
 }
 
 // HTTP is the metrics and health endpoint.

@@ -248,4 +248,15 @@ func (c *Config) validateS3(ps *problems) {
 	if s.SessionToken != "" && (s.AccessKeyID == "" || s.SecretAccessKey == "") {
 		ps.add("s3.session_token", "needs s3.access_key_id and s3.secret_access_key")
 	}
+	if s.SSE != "" {
+		ps.oneOf("s3.sse", s.SSE, "AES256", "aws:kms")
+	}
+	if s.KMSKeyID != "" && s.SSE != "aws:kms" {
+		ps.add("s3.kms_key_id", "needs s3.sse: aws:kms")
+	}
+	if s.StorageClass != "" && !storageClassRE.MatchString(s.StorageClass) {
+		ps.add("s3.storage_class", "%q is not an S3 storage class (e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR)", s.StorageClass)
+	}
 }
+
+var storageClassRE = regexp.MustCompile(`^[A-Z][A-Z_]*$`)

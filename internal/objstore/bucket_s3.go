@@ -45,6 +45,13 @@ type S3Options struct {
 	// than it are uploaded in parts. Zero means DefaultPartSize; otherwise it
 	// must be at least MinPartSize.
 	PartSize int64
+	// SSE is the server-side encryption of new objects: "" (the bucket's
+	// default), "AES256" (SSE-S3) or "aws:kms" (SSE-KMS, with KMSKeyID or
+	// the account's default key).
+	SSE      string
+	KMSKeyID string
+	// StorageClass of new objects, e.g. STANDARD_IA; empty means STANDARD.
+	StorageClass string
 }
 
 // validate reports every problem with o at once.
@@ -55,6 +62,14 @@ func (o S3Options) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("endpoint %q: want a URL like https://host[:port]", o.Endpoint))
 		}
+	}
+	switch o.SSE {
+	case "", "AES256", "aws:kms":
+	default:
+		errs = append(errs, fmt.Errorf("server-side encryption %q: want AES256 or aws:kms", o.SSE))
+	}
+	if o.KMSKeyID != "" && o.SSE != "aws:kms" {
+		errs = append(errs, errors.New("a KMS key ID needs server-side encryption aws:kms"))
 	}
 	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
 		errs = append(errs, errors.New("static credentials need both an access key ID and a secret access key"))
@@ -76,6 +91,7 @@ type S3 struct {
 	uploader *manager.Uploader
 	bucket   string
 	prefix   string // no leading or trailing '/'
+	opts     S3Options
 }
 
 // NewS3 returns a bucket for the S3 bucket named bucket, with every key placed
@@ -137,7 +153,7 @@ func NewS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3, err
 	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
 		u.PartSize = partSize
 	})
-	return &S3{client: client, uploader: uploader, bucket: bucket, prefix: prefix}, nil
+	return &S3{client: client, uploader: uploader, bucket: bucket, prefix: prefix, opts: opts}, nil
 }
 
 // String implements Bucket.
@@ -153,11 +169,21 @@ func (s *S3) Put(ctx context.Context, key string, body []byte) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	_, err := s.uploader.Upload(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(joinKey(s.prefix, key)),
 		Body:   bytes.NewReader(body),
-	})
+	}
+	if s.opts.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(s.opts.SSE)
+	}
+	if s.opts.KMSKeyID != "" {
+		in.SSEKMSKeyId = aws.String(s.opts.KMSKeyID)
+	}
+	if s.opts.StorageClass != "" {
+		in.StorageClass = types.StorageClass(s.opts.StorageClass)
+	}
+	_, err := s.uploader.Upload(ctx, in)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}

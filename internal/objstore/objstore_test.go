@@ -536,3 +536,41 @@ func mustGetwd(t *testing.T) string {
 	}
 	return wd
 }
+
+// TestS3EncryptionAndStorageClass checks that SSE-KMS, its key and the
+// storage class are sent with every upload, single and multipart.
+func TestS3EncryptionAndStorageClass(t *testing.T) {
+	f := newFakeS3(t, nil)
+	opts := f.options()
+	opts.SSE, opts.KMSKeyID, opts.StorageClass = "aws:kms", "alias/lake", "STANDARD_IA"
+	b, err := objstore.NewS3(t.Context(), testBucket, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(t.Context(), "small.json", []byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(t.Context(), "big.json", bytes.Repeat([]byte("x"), 2*int(objstore.MinPartSize)+10)); err != nil {
+		t.Fatal(err)
+	}
+	starts := f.count(func(r *http.Request) bool {
+		isStart := (r.Method == http.MethodPut && !r.URL.Query().Has("partNumber")) || (r.Method == http.MethodPost && r.URL.Query().Has("uploads"))
+		if !isStart {
+			return false
+		}
+		if r.Header.Get("X-Amz-Server-Side-Encryption") != "aws:kms" ||
+			r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id") != "alias/lake" ||
+			r.Header.Get("X-Amz-Storage-Class") != "STANDARD_IA" {
+			t.Errorf("%s %s sent SSE %q key %q class %q", r.Method, r.URL, r.Header.Get("X-Amz-Server-Side-Encryption"),
+				r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"), r.Header.Get("X-Amz-Storage-Class"))
+		}
+		return true
+	})
+	if starts != 2 {
+		t.Errorf("%d object-creating requests, want 2 (one PutObject, one CreateMultipartUpload)", starts)
+	}
+	if _, err := objstore.NewS3(t.Context(), testBucket, "", objstore.S3Options{SSE: "AES", KMSKeyID: "k"}); err == nil ||
+		!strings.Contains(err.Error(), `server-side encryption "AES"`) || !strings.Contains(err.Error(), "needs server-side encryption aws:kms") {
+		t.Errorf("bad SSE options: %v", err)
+	}
+}

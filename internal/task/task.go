@@ -81,6 +81,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	bucket, err := objstore.Open(ctx, cfg.Target, objstore.S3Options{
 		Region: cfg.S3.Region, Endpoint: cfg.S3.Endpoint, PathStyle: cfg.S3.PathStyle,
 		AccessKeyID: cfg.S3.AccessKeyID, SecretAccessKey: cfg.S3.SecretAccessKey, SessionToken: cfg.S3.SessionToken,
+		SSE: cfg.S3.SSE, KMSKeyID: cfg.S3.KMSKeyID, StorageClass: cfg.S3.StorageClass,
 	})
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
