@@ -19,6 +19,7 @@ import (
 	"github.com/binlake/binlake/internal/demo"
 	"github.com/binlake/binlake/internal/server"
 	"github.com/binlake/binlake/internal/task"
+	"github.com/binlake/binlake/internal/validate"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -48,7 +49,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCmd(stderr), checkCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout))
+	root.AddCommand(runCmd(stderr), checkCmd(stdout), validateCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	err := root.Execute()
 	if err == nil {
@@ -167,4 +168,40 @@ func versionCmd(stdout io.Writer) *cobra.Command {
 			fmt.Fprintln(stdout, "binlake", Version)
 		},
 	}
+}
+
+func validateCmd(stdout io.Writer) *cobra.Command {
+	var path string
+	var o validate.Options
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Compare each selected source table with the lake, row by row; exit 0 only when everything matches",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			b, err := task.OpenTarget(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			o.Config, o.Bucket = cfg, b
+			results, err := validate.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			validate.Print(stdout, results)
+			if !validate.OK(results) {
+				return errors.New("the lake does not match the source (see above)")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
+	cmd.Flags().StringSliceVar(&o.Tables, "tables", nil, "tables to validate (schema.table, comma-separated); default: every selected table")
+	cmd.Flags().IntVar(&o.Rounds, "rounds", 3, "how many times differing rows are checked again (changes in flight settle)")
+	cmd.Flags().DurationVar(&o.Wait, "wait", 5*time.Second, "pause between rounds")
+	cmd.Flags().IntVar(&o.MaxMismatches, "max-mismatches", 10, "mismatches listed per table")
+	return cmd
 }

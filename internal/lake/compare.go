@@ -2,6 +2,7 @@ package lake
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -39,7 +40,7 @@ func Compare(lakeTable Table, source map[string]change.Row) []Mismatch {
 			out = append(out, Mismatch{Key: key, Source: "row"})
 			continue
 		}
-		want := jsonRow(row)
+		want := SourceRow(row)
 		for col, wv := range want {
 			gv, ok := got[col]
 			if !ok || !reflect.DeepEqual(gv, wv) {
@@ -66,8 +67,18 @@ func Compare(lakeTable Table, source map[string]change.Row) []Mismatch {
 	return out
 }
 
-// jsonRow gives a source row the shape a decoded lake row has.
-func jsonRow(row change.Row) map[string]any {
+// HashRow hashes a decoded row by its canonical JSON (keys sorted, numbers
+// as written), so rows can be compared without keeping both in memory.
+func HashRow(row map[string]any) [32]byte {
+	b, err := json.Marshal(row)
+	if err != nil {
+		panic(fmt.Sprintf("lake: hashing a row: %v", err))
+	}
+	return sha256.Sum256(b)
+}
+
+// SourceRow gives a source row the shape a decoded lake row has.
+func SourceRow(row change.Row) map[string]any {
 	var b []byte
 	b = append(b, '{')
 	for i, f := range row {

@@ -17,7 +17,6 @@ import (
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
-	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/stream/embedded"
 	"github.com/binlake/binlake/internal/stream/natsjs"
@@ -78,11 +77,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}
 	defer unlock()
 
-	bucket, err := objstore.Open(ctx, cfg.Target, objstore.S3Options{
-		Region: cfg.S3.Region, Endpoint: cfg.S3.Endpoint, PathStyle: cfg.S3.PathStyle,
-		AccessKeyID: cfg.S3.AccessKeyID, SecretAccessKey: cfg.S3.SecretAccessKey, SessionToken: cfg.S3.SessionToken,
-		SSE: cfg.S3.SSE, KMSKeyID: cfg.S3.KMSKeyID, StorageClass: cfg.S3.StorageClass,
-	})
+	bucket, err := OpenTarget(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
