@@ -95,11 +95,23 @@ type TableRule struct {
 
 // Stream is the durable buffer between the reader and delivery.
 type Stream struct {
-	// Type is "embedded"; nats, kinesis and kafka are reserved.
+	// Type is the backend: StreamEmbedded (the default), StreamNATS,
+	// StreamKinesis or StreamKafka; its settings are the key of that name.
 	Type       string   `yaml:"type"`
 	Partitions int      `yaml:"partitions"`
 	Embedded   Embedded `yaml:"embedded"`
+	NATS       NATS     `yaml:"nats"`
+	Kinesis    Kinesis  `yaml:"kinesis"`
+	Kafka      Kafka    `yaml:"kafka"`
 }
+
+// Stream types.
+const (
+	StreamEmbedded = "embedded"
+	StreamNATS     = "nats"
+	StreamKinesis  = "kinesis"
+	StreamKafka    = "kafka"
+)
 
 // Embedded configures the in-process NATS JetStream stream.
 type Embedded struct {
@@ -207,6 +219,13 @@ func defaults() *Config {
 				MaxAge:   Duration(168 * time.Hour),
 				MaxBytes: 10 * gib,
 			},
+			NATS: NATS{
+				Replicas: 1,
+				MaxAge:   Duration(168 * time.Hour),
+				MaxBytes: 10 * gib,
+			},
+			Kinesis: Kinesis{Create: true},
+			Kafka:   Kafka{Create: true, MaxMessageBytes: mib},
 		},
 		Delivery: Delivery{
 			Buffer:       Buffer{Size: 5 * mib, Interval: Duration(60 * time.Second)},
@@ -318,6 +337,12 @@ func (c *Config) Redacted() *Config {
 	hide(&r.Source.MySQL.Password)
 	hide(&r.S3.SecretAccessKey)
 	hide(&r.S3.SessionToken)
+	r.Stream.NATS.URLs = append([]string(nil), c.Stream.NATS.URLs...)
+	r.Stream.Kafka.Brokers = append([]string(nil), c.Stream.Kafka.Brokers...)
+	hide(&r.Stream.NATS.Password)
+	hide(&r.Stream.NATS.Token)
+	hide(&r.Stream.Kinesis.SecretAccessKey)
+	hide(&r.Stream.Kinesis.SessionToken)
 	if u, err := url.Parse(r.S3.Endpoint); err == nil && u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			r.S3.Endpoint = u.Redacted()

@@ -76,6 +76,9 @@ var goodConfigs = []struct {
 					Type:       "embedded",
 					Partitions: 4,
 					Embedded:   Embedded{MaxAge: Duration(168 * 3600e9), MaxBytes: 10 * gib},
+					NATS:       defaultNATS,
+					Kinesis:    Kinesis{Create: true},
+					Kafka:      Kafka{Create: true, MaxMessageBytes: mib},
 				},
 				Delivery: Delivery{
 					Buffer:       Buffer{Size: 5 * mib, Interval: Duration(60e9)},
@@ -116,6 +119,9 @@ var goodConfigs = []struct {
 					Type:       "embedded",
 					Partitions: 16,
 					Embedded:   Embedded{MaxAge: Duration(72 * 3600e9), MaxBytes: 2 * gib, Listen: "127.0.0.1:4222"},
+					NATS:       defaultNATS,
+					Kinesis:    Kinesis{Create: true},
+					Kafka:      Kafka{Create: true, MaxMessageBytes: mib},
 				},
 				Delivery: Delivery{
 					Buffer:       Buffer{Size: 128_000_000, Interval: 0},
@@ -228,7 +234,7 @@ var badConfigs = []struct {
 	{"unknown-key.bad.yml", []string{
 		"source.mysql.pasword: unknown key 'pasword' at line 6, did you mean 'password'?",
 		"delivery.buffr: unknown key 'buffr' at line 10, did you mean 'buffer'?",
-		"region: unknown key 'region' at line 13; 'region' belongs at s3.region (check the indentation)",
+		"region: unknown key 'region' at line 13; 'region' belongs at s3.region or stream.kinesis.region (check the indentation)",
 		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, before_image, include_transaction_details, stream, delivery, target, s3, state_dir, http, log)",
 	}},
 	{"merge.bad.yml", []string{
@@ -273,11 +279,33 @@ var badConfigs = []struct {
 		"target: must be set (e.g. target: s3://my-bucket/cdc or target: file:///var/lib/lake)",
 	}},
 	{"stream.bad.yml", []string{
-		"stream.type: kafka is not supported yet (supported: embedded)",
+		`stream.type: unknown type "pulsar" (supported: embedded, nats, kinesis, kafka)`,
 		"stream.partitions: must be between 1 and 1024, got 0",
 		"stream.embedded.max_age: 30s must be longer than delivery.buffer.interval (1m)",
 		"stream.embedded.max_bytes: 1MiB must be at least delivery.buffer.size (5MiB)",
 		`stream.embedded.listen: "localhost" is not host:port`,
+	}},
+	{"nats.bad.yml", []string{
+		`stream.nats.urls[0]: "nats://" is not a NATS URL`,
+		`stream.nats.urls[1]: "localhost" is neither a URL (nats://host:4222, tls://host:4222) nor host:port`,
+		`stream.nats.urls[2]: "http://n:4222" is not a NATS URL`,
+		`stream.nats.credentials: is exclusive with user/password and token`,
+		`stream.nats.tls_cert: and stream.nats.tls_key must be given together`,
+		`stream.nats.replicas: must be between 1 and 5, got 7`,
+		`stream.nats.max_age: 30s must be longer than delivery.buffer.interval (1m)`,
+		`stream.nats.max_bytes: 1MiB must be at least delivery.buffer.size (5MiB)`,
+	}},
+	{"kinesis.bad.yml", []string{
+		`stream.kinesis.stream_name: "arn:aws:kinesis:us-east-1:12:stream/x" is not a Kinesis stream ARN`,
+		`stream.kinesis.endpoint: "localhost:4567" is not a URL`,
+		`stream.kinesis.shards: is the shard count of a stream binlake creates`,
+		`stream.kinesis.secret_access_key: must be set with stream.kinesis.access_key_id`,
+	}},
+	{"kafka.bad.yml", []string{
+		`stream.kafka.brokers[0]: "kafka-1" is not host:port`,
+		`stream.kafka.topic: "bad topic" is not a valid topic name`,
+		`stream.kafka.replication_factor: must be between 0 (the broker's default) and 32, got -1`,
+		`stream.kafka.max_message_bytes: must be between 64KiB and 64MiB, got 1KiB`,
 	}},
 	{"s3.bad.yml", []string{
 		`target: bucket "My_Bucket" is not a valid S3 bucket name`,
@@ -406,7 +434,7 @@ func TestValidateZeroConfig(t *testing.T) {
 		"task: must be set",
 		"source.mysql.server_id: must not be 0",
 		"migration: must be one of",
-		"stream.type: unknown type \"\" (supported: embedded)",
+		"stream.type: unknown type \"\" (supported: embedded, nats, kinesis, kafka)",
 		"delivery.buffer.size: must be between 1KiB and 1GiB, got 0B",
 		"state_dir: must be set",
 	} {

@@ -160,11 +160,15 @@ func (c *Config) validateTables(ps *problems) {
 func (c *Config) validateStream(ps *problems) {
 	s := c.Stream
 	switch s.Type {
-	case "embedded":
-	case "nats", "kinesis", "kafka":
-		ps.add("stream.type", "%s is not supported yet (supported: embedded)", s.Type)
+	case StreamEmbedded:
+	case StreamNATS:
+		c.validateNATS(ps)
+	case StreamKinesis:
+		c.validateKinesis(ps)
+	case StreamKafka:
+		c.validateKafka(ps)
 	default:
-		ps.add("stream.type", "unknown type %q (supported: embedded)", s.Type)
+		ps.add("stream.type", "unknown type %q (supported: embedded, nats, kinesis, kafka)", s.Type)
 	}
 	if s.Partitions < 1 || s.Partitions > maxPartitions {
 		ps.add("stream.partitions", "must be between 1 and %d, got %d", maxPartitions, s.Partitions)

@@ -18,7 +18,11 @@ type Message struct {
 	Position   string // metadata.stream-position
 	Op         string
 	CommitTime time.Time
-	Data       []byte
+	// Key is the record's partition key (DMS partition-key-value, e.g.
+	// "schema.table.42"). It is optional: backends with a native key
+	// (Kafka's record key) carry it, others may drop it.
+	Key  string
+	Data []byte
 }
 
 // Producer appends messages. Messages of one partition are stored in the
@@ -30,6 +34,12 @@ type Producer interface {
 	// returns the first error any of them met.
 	Flush(ctx context.Context) error
 	Close() error
+}
+
+// Lagger is implemented by consumers that know how far behind the newest
+// stored message they are (Kinesis's MillisBehindLatest).
+type Lagger interface {
+	Lag() time.Duration
 }
 
 // Delivered is a message handed to a consumer, to be acknowledged once its

@@ -18,8 +18,6 @@ import (
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
 	"github.com/binlake/binlake/internal/stream"
-	"github.com/binlake/binlake/internal/stream/embedded"
-	"github.com/binlake/binlake/internal/stream/natsjs"
 )
 
 // Task states, in DMS's words.
@@ -82,30 +80,12 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("target: %w", err)
 	}
 
-	ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(cfg.StateDir, "stream"), Listen: cfg.Stream.Embedded.Listen})
+	st, err := openStream(ctx, cfg, t.log.With("component", "stream"))
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
-	nc, err := ns.Connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	st, err := natsjs.Open(ctx, nc, natsjs.Options{
-		Task: cfg.Task, Partitions: cfg.Stream.Partitions, FileStore: true,
-		MaxAge: cfg.Stream.Embedded.MaxAge.D(), MaxBytes: int64(cfg.Stream.Embedded.MaxBytes),
-	})
-	if err != nil {
-		return err
-	}
-	prod := st.Producer()
-	defer prod.Close()
-	cons, err := st.Consumer(ctx, "deliver", cfg.Delivery.Buffer.Interval.D()+10*time.Minute)
-	if err != nil {
-		return err
-	}
-	defer cons.Close()
+	defer st.close()
+	prod, cons := st.prod, st.cons
 
 	t.mu.Lock()
 	t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})

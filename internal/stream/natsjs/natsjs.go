@@ -18,12 +18,22 @@ import (
 	"github.com/binlake/binlake/internal/stream"
 )
 
-// Header names carried with each message.
+// Header names carried with each message. The stream-position is the
+// message id (Nats-Msg-Id), so JetStream drops a re-publish within its
+// duplicate window; a chunk's id is "<position>#<i>/<n>" and it carries the
+// position in Binlake-Position.
 const (
-	hdrTable  = "Binlake-Table"
-	hdrOp     = "Binlake-Op"
-	hdrCommit = "Binlake-Commit" // unix microseconds
+	hdrTable    = "Binlake-Table"
+	hdrOp       = "Binlake-Op"
+	hdrCommit   = "Binlake-Commit" // unix microseconds
+	hdrKey      = "Binlake-Key"
+	hdrChunk    = "Binlake-Chunk" // "i/n", on chunks of a record split to fit max_payload
+	hdrPosition = "Binlake-Position"
 )
+
+// headerRoom is what a message's headers may take of max_payload; the rest
+// is for the chunk's data.
+const headerRoom = 8 << 10
 
 // Options describe the JetStream stream of a task.
 type Options struct {
@@ -33,6 +43,9 @@ type Options struct {
 	MaxBytes   int64
 	Replicas   int
 	FileStore  bool
+	// MaxPayload overrides the server's max_payload as the largest message
+	// published (for tests); records larger than it are sent in chunks.
+	MaxPayload int
 }
 
 // StreamName is the JetStream stream of a task.
@@ -53,7 +66,7 @@ type Stream struct {
 
 // Open creates or updates the task's stream.
 func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*maxInFlight))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -79,10 +92,23 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 	return &Stream{nc: nc, js: js, opts: opts, s: s}, nil
 }
 
+// maxChunk is the most data one message carries.
+func (s *Stream) maxChunk() int {
+	mp := s.opts.MaxPayload
+	if mp <= 0 {
+		mp = int(s.nc.MaxPayload())
+	}
+	return max(mp-headerRoom, 1024)
+}
+
 // Producer returns a producer publishing asynchronously on the stream.
 func (s *Stream) Producer() stream.Producer {
 	return &producer{s: s}
 }
+
+// maxInFlight bounds the messages published and not yet acknowledged by the
+// server: Publish waits for them beyond it (backpressure).
+const maxInFlight = 1024
 
 type producer struct {
 	s       *Stream
@@ -91,22 +117,37 @@ type producer struct {
 }
 
 func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
-	msg := nats.NewMsg(Subject(p.s.opts.Task, m.Partition))
-	msg.Data = m.Data
-	msg.Header.Set(jetstream.MsgIDHeader, m.Position)
-	msg.Header.Set(hdrTable, m.Table)
-	msg.Header.Set(hdrOp, m.Op)
-	msg.Header.Set(hdrCommit, strconv.FormatInt(m.CommitTime.UnixMicro(), 10))
-	f, err := p.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.s.opts.Task)))
-	if err != nil {
-		return fmt.Errorf("publishing %s: %w", m.Position, err)
-	}
-	p.mu.Lock()
-	p.pending = append(p.pending, f)
-	n := len(p.pending)
-	p.mu.Unlock()
-	if n >= 4096 {
-		return p.Flush(ctx)
+	chunks := stream.Split(m.Data, p.s.maxChunk())
+	for i, data := range chunks {
+		msg := nats.NewMsg(Subject(p.s.opts.Task, m.Partition))
+		msg.Data = data
+		if len(chunks) == 1 {
+			msg.Header.Set(jetstream.MsgIDHeader, m.Position)
+		} else {
+			label := stream.ChunkLabel(i+1, len(chunks))
+			msg.Header.Set(jetstream.MsgIDHeader, m.Position+"#"+label)
+			msg.Header.Set(hdrPosition, m.Position)
+			msg.Header.Set(hdrChunk, label)
+		}
+		msg.Header.Set(hdrTable, m.Table)
+		msg.Header.Set(hdrOp, m.Op)
+		msg.Header.Set(hdrCommit, strconv.FormatInt(m.CommitTime.UnixMicro(), 10))
+		if m.Key != "" {
+			msg.Header.Set(hdrKey, m.Key)
+		}
+		f, err := p.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.s.opts.Task)))
+		if err != nil {
+			return fmt.Errorf("publishing %s: %w", m.Position, err)
+		}
+		p.mu.Lock()
+		p.pending = append(p.pending, f)
+		n := len(p.pending)
+		p.mu.Unlock()
+		if n >= maxInFlight {
+			if err := p.Flush(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -173,33 +214,45 @@ func (s *Stream) Consumer(ctx context.Context, name string, ackWait time.Duratio
 }
 
 type consumer struct {
-	s *Stream
-	c jetstream.Consumer
+	s  *Stream
+	c  jetstream.Consumer
+	ra stream.Reassembler
 }
 
+// Fetch returns up to max records, joining chunks; it keeps fetching while
+// only chunks of an incomplete record arrived and wait has not passed.
 func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*stream.Delivered, error) {
-	if wait < time.Millisecond {
-		wait = time.Millisecond
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-		wait = max64(time.Until(dl), time.Millisecond)
-	}
-	batch, err := c.c.Fetch(max, jetstream.FetchMaxWait(wait))
-	if err != nil {
-		return nil, fmt.Errorf("fetching: %w", err)
+	deadline := time.Now().Add(wait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
 	var out []*stream.Delivered
-	for msg := range batch.Messages() {
-		d, err := c.decode(msg)
+	for {
+		w := max64(time.Until(deadline), time.Millisecond)
+		batch, err := c.c.Fetch(max-len(out), jetstream.FetchMaxWait(w))
 		if err != nil {
-			return out, err
+			return out, fmt.Errorf("fetching: %w", err)
 		}
-		out = append(out, d)
+		for msg := range batch.Messages() {
+			part, err := c.decode(msg)
+			if err != nil {
+				return out, err
+			}
+			d, err := c.ra.Add(ctx, part)
+			if err != nil {
+				return out, err
+			}
+			if d != nil {
+				out = append(out, d)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return out, fmt.Errorf("fetching: %w", err)
+		}
+		if len(out) > 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return out, nil
+		}
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-		return out, fmt.Errorf("fetching: %w", err)
-	}
-	return out, nil
 }
 
 func max64(a, b time.Duration) time.Duration {
@@ -209,30 +262,41 @@ func max64(a, b time.Duration) time.Duration {
 	return b
 }
 
-func (c *consumer) decode(msg jetstream.Msg) (*stream.Delivered, error) {
+func (c *consumer) decode(msg jetstream.Msg) (stream.Part, error) {
 	subj := msg.Subject()
 	i := strings.LastIndexByte(subj, '.')
 	part, err := strconv.Atoi(subj[i+1:])
 	if err != nil {
-		return nil, fmt.Errorf("message on subject %q: no partition number", subj)
+		return stream.Part{}, fmt.Errorf("message on subject %q: no partition number", subj)
 	}
 	h := msg.Headers()
 	micros, _ := strconv.ParseInt(h.Get(hdrCommit), 10, 64)
 	meta, err := msg.Metadata()
 	if err != nil {
-		return nil, fmt.Errorf("message metadata: %w", err)
+		return stream.Part{}, fmt.Errorf("message metadata: %w", err)
 	}
-	m := stream.Message{
-		Partition:  part,
-		Table:      h.Get(hdrTable),
-		Position:   h.Get(jetstream.MsgIDHeader),
-		Op:         h.Get(hdrOp),
-		CommitTime: time.UnixMicro(micros).UTC(),
-		Data:       msg.Data(),
+	p := stream.Part{
+		Message: stream.Message{
+			Partition:  part,
+			Table:      h.Get(hdrTable),
+			Position:   h.Get(jetstream.MsgIDHeader),
+			Op:         h.Get(hdrOp),
+			CommitTime: time.UnixMicro(micros).UTC(),
+			Key:        h.Get(hdrKey),
+			Data:       msg.Data(),
+		},
+		Index: 1, Count: 1,
+		Seq: meta.Sequence.Stream,
+		Ack: func(ctx context.Context) error { return msg.Ack() },
 	}
-	return stream.NewDelivered(m, meta.Sequence.Stream, func(ctx context.Context) error {
-		return msg.Ack()
-	}), nil
+	if label := h.Get(hdrChunk); label != "" {
+		p.Index, p.Count, err = stream.ParseChunkLabel(label)
+		if err != nil {
+			return stream.Part{}, fmt.Errorf("message %d: %w", meta.Sequence.Stream, err)
+		}
+		p.Position = h.Get(hdrPosition)
+	}
+	return p, nil
 }
 
 func (c *consumer) Pending(ctx context.Context) (uint64, error) {
@@ -240,7 +304,14 @@ func (c *consumer) Pending(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("consumer info: %w", err)
 	}
-	return info.NumPending, nil
+	return info.NumPending + uint64(c.ra.Buffered()), nil
 }
 
-func (c *consumer) Close() error { return nil }
+// Close sends the acknowledgements still buffered in the connection, so the
+// next consumer starts from an ack floor that includes them.
+func (c *consumer) Close() error {
+	if err := c.s.nc.FlushTimeout(10 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("flushing acknowledgements: %w", err)
+	}
+	return nil
+}

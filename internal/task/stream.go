@@ -1,0 +1,99 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/stream"
+	"github.com/binlake/binlake/internal/stream/embedded"
+	"github.com/binlake/binlake/internal/stream/natsjs"
+)
+
+// consumerName is the durable consumer delivery reads with.
+const consumerName = "deliver"
+
+// openedStream is the task's stream: its producer, its consumer, and what
+// closes them in order.
+type openedStream struct {
+	prod    stream.Producer
+	cons    stream.Consumer
+	closers []func() error
+}
+
+func (s *openedStream) close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// openStream opens the backend cfg.Stream.Type names. On error, whatever
+// was opened is closed.
+func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *openedStream, err error) {
+	s := &openedStream{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	ackWait := cfg.Delivery.Buffer.Interval.D() + 10*time.Minute
+	sc := cfg.Stream
+	switch sc.Type {
+	case config.StreamEmbedded:
+		ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(cfg.StateDir, "stream"), Listen: sc.Embedded.Listen})
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() error { ns.Shutdown(); return nil })
+		nc, err := ns.Connect()
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() error { nc.Close(); return nil })
+		st, err := natsjs.Open(ctx, nc, natsjs.Options{
+			Task: cfg.Task, Partitions: sc.Partitions, FileStore: true,
+			MaxAge: sc.Embedded.MaxAge.D(), MaxBytes: int64(sc.Embedded.MaxBytes),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return s.natsjs(ctx, st, ackWait)
+	case config.StreamNATS:
+		n := sc.NATS
+		nc, err := natsjs.Connect(ctx, natsjs.ConnectOptions{
+			URLs: n.URLs, Credentials: n.Credentials, User: n.User, Password: n.Password, Token: n.Token,
+			TLSCA: n.TLSCA, TLSCert: n.TLSCert, TLSKey: n.TLSKey, Name: "binlake-" + cfg.Task,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stream.nats: %w", err)
+		}
+		s.closers = append(s.closers, func() error { nc.Close(); return nil })
+		st, err := natsjs.Open(ctx, nc, natsjs.Options{
+			Task: cfg.Task, Partitions: sc.Partitions, FileStore: true, Replicas: n.Replicas,
+			MaxAge: n.MaxAge.D(), MaxBytes: int64(n.MaxBytes),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stream.nats: %w", err)
+		}
+		return s.natsjs(ctx, st, ackWait)
+	}
+	return nil, fmt.Errorf("stream.type %q is not supported", sc.Type)
+}
+
+func (s *openedStream) natsjs(ctx context.Context, st *natsjs.Stream, ackWait time.Duration) (*openedStream, error) {
+	s.prod = st.Producer()
+	s.closers = append(s.closers, s.prod.Close)
+	cons, err := st.Consumer(ctx, consumerName, ackWait)
+	if err != nil {
+		return nil, err
+	}
+	s.cons = cons
+	s.closers = append(s.closers, cons.Close)
+	return s, nil
+}
