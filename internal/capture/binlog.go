@@ -286,6 +286,7 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 	if r.tx == nil {
 		r.tx = &txn{}
 	}
+	r.define(tm, cols, t, start)
 	pk := make([]int, len(tm.PrimaryKey))
 	for i, k := range tm.PrimaryKey {
 		pk[i] = int(k)
@@ -399,12 +400,47 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 	if r.tx == nil {
 		r.tx = &txn{}
 	}
-	r.tx.records = append(r.tx.records, &change.Record{
+	rec := &change.Record{
 		Op: op, Schema: t.Schema, Table: t.Table, Statement: string(e.Query),
 		Position:     change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindEvent},
 		PartitionKey: t.String(),
-	})
+	}
+	// The table's new definition follows before its next rows, taken from
+	// their table-map event: the schema in force at that binlog position
+	// (reading information_schema now could see a later DDL).
+	r.c.mu.Lock()
+	if p := r.c.state.Tables[t.String()]; p != nil {
+		p.Defined = false
+	}
+	r.c.mu.Unlock()
+	r.tx.records = append(r.tx.records, rec)
 	return nil
+}
+
+// define adds a create-table control record with the table's definition,
+// from the rows event's table map, before the first rows of a table whose
+// definition is not on the stream yet: a table of a CDC-only task, one
+// created or renamed after the task started, or any table after a DDL. It
+// sorts just before the rows event at start (kind 0 at the same offset).
+func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn, t TableName, start uint64) {
+	r.c.mu.Lock()
+	p := r.c.state.Tables[t.String()]
+	if p == nil || p.Defined {
+		r.c.mu.Unlock()
+		return
+	}
+	chunk := r.c.state.NextChunk
+	r.c.state.NextChunk++
+	p.Defined = true
+	r.c.mu.Unlock()
+
+	def := tableMapDef(tm, cols)
+	r.tx.records = append(r.tx.records, &change.Record{
+		Op: change.OpCreateTable, Schema: t.Schema, Table: t.Table,
+		Statement: "-- binlake: table definition at this binlog position", TableDef: &def,
+		Position:     change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindLoad, A: chunk},
+		PartitionKey: t.String(),
+	})
 }
 
 type discardHandler struct{}

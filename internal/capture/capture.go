@@ -42,6 +42,8 @@ type TableProgress struct {
 	LoadStart    *time.Time `json:"full_load_start,omitempty"`
 	LoadEnd      *time.Time `json:"full_load_end,omitempty"`
 	Error        string     `json:"error,omitempty"`
+	// Defined: a control record with the table's definition was published.
+	Defined bool `json:"defined,omitempty"`
 }
 
 // State is the capture checkpoint.
@@ -200,10 +202,16 @@ func (c *Capture) Run(ctx context.Context) error {
 		return c.save(ctx)
 	}
 	if c.state.BinlogFile == "" {
-		file, pos, err := src.binlogPosition(ctx)
+		file, pos, given, err := c.cfg.StartPosition()
 		if err != nil {
 			return err
 		}
+		if !given {
+			if file, pos, err = src.binlogPosition(ctx); err != nil {
+				return err
+			}
+		}
+		c.log.Info("CDC starts", "file", file, "pos", pos, "from", map[bool]string{true: "cdc_start_position", false: "the binlog's end"}[given])
 		c.state.BinlogFile, c.state.BinlogPos = file, pos
 		if err := c.save(ctx); err != nil {
 			return err

@@ -65,7 +65,7 @@ func (c *Capture) loadTable(ctx context.Context, conn *sql.Conn, t TableName, fi
 	p := c.state.Tables[t.String()]
 	restarted := p.State == StateFullLoad || p.State == StateError
 	chunk := c.state.NextChunk
-	c.state.NextChunk += 2
+	c.state.NextChunk += 3 // restart marker, table definition, rows
 	now := time.Now().UTC()
 	p.State, p.LoadRows, p.LoadStart, p.LoadEnd, p.Error = StateFullLoad, 0, &now, nil, ""
 	p.LoadPosition = change.Position{Epoch: c.state.Epoch, File: fileNum, Offset: pos}.String()
@@ -87,7 +87,20 @@ func (c *Capture) loadTable(ctx context.Context, conn *sql.Conn, t TableName, fi
 			return err
 		}
 	}
+	// The table's definition comes before its rows, so that delivery knows
+	// every column's type (Parquet, CSV) from the first row on.
 	base.A = chunk + 1
+	if err := c.broadcast(ctx, &change.Record{
+		Op: change.OpCreateTable, Schema: t.Schema, Table: t.Table,
+		Statement: "-- binlake: table definition at the full load", TableDef: &info.def,
+		CommitTime: snapTime, Position: base, PartitionKey: t.String(),
+	}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	p.Defined = true
+	c.mu.Unlock()
+	base.A = chunk + 2
 
 	pkIdx := info.pkIndexes()
 	rows, err := conn.QueryContext(ctx, info.selectAll())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/config"
 )
 
@@ -136,6 +137,7 @@ type tableInfo struct {
 	name    TableName
 	columns []sqlColumn
 	pk      []string // primary-key column names, in key order; empty without one
+	def     change.TableDef
 }
 
 type queryer interface {
@@ -143,7 +145,7 @@ type queryer interface {
 }
 
 func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, COLUMN_KEY
+	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, COLUMN_KEY, IS_NULLABLE
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, t.Schema, t.Table)
 	if err != nil {
 		return nil, fmt.Errorf("reading columns of %s: %w", t, err)
@@ -151,9 +153,9 @@ func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, err
 	defer rows.Close()
 	ti := &tableInfo{name: t}
 	for rows.Next() {
-		var name, dataType, columnType, key string
+		var name, dataType, columnType, key, nullable string
 		var charset sql.NullString
-		if err := rows.Scan(&name, &dataType, &columnType, &charset, &key); err != nil {
+		if err := rows.Scan(&name, &dataType, &columnType, &charset, &key, &nullable); err != nil {
 			return nil, fmt.Errorf("reading columns of %s: %w", t, err)
 		}
 		var cs *string
@@ -161,6 +163,7 @@ func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, err
 			cs = &charset.String
 		}
 		ti.columns = append(ti.columns, sqlColumn{name: name, kind: sqlKind(dataType, columnType, cs)})
+		ti.def.Columns = append(ti.def.Columns, change.ColumnDef{Name: name, Type: columnType, DataType: dataType, Nullable: nullable == "YES"})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading columns of %s: %w", t, err)
@@ -181,5 +184,6 @@ func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, err
 		}
 		ti.pk = append(ti.pk, c)
 	}
+	ti.def.PrimaryKey = ti.pk
 	return ti, pkRows.Err()
 }

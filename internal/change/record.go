@@ -73,6 +73,7 @@ type Record struct {
 	Data           Row       // the row after the change (before it, for deletes)
 	Before         Row       // before image of updates and deletes ("before-image"); nil when not captured
 	Statement      string    // DDL text of control records
+	TableDef       *TableDef // the table's definition after a control record (nil: unknown or dropped)
 	TransactionID  uint64    // source transaction (MariaDB/MySQL GTID sequence number, or 0)
 	CommitTime     time.Time // source commit time (full load: snapshot time)
 	Position       Position
@@ -109,6 +110,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.Op.IsControl() {
 		b = append(b, `"control":{"statement":`...)
 		b = appendString(b, r.Statement)
+		if r.TableDef != nil {
+			b = append(b, `,"table-def":`...)
+			b = r.TableDef.appendJSON(b)
+		}
 		b = append(b, '}')
 	} else {
 		b = append(b, `"data":`...)
@@ -136,7 +141,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	b = appendString(b, r.Schema)
 	b = append(b, `,"table-name":`...)
 	b = appendString(b, r.Table)
-	if r.Op != OpLoad {
+	// Records read at a snapshot watermark (full-load rows and the control
+	// records around them) belong to no source transaction.
+	if r.Op != OpLoad && !(r.Op.IsControl() && r.Position.Kind == KindLoad && r.TransactionID == 0) {
 		b = append(b, `,"transaction-id":`...)
 		b = strconv.AppendUint(b, r.TransactionID, 10)
 		if r.Prev != nil {
@@ -257,4 +264,52 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// ColumnDef describes a column: its MySQL type as information_schema shows
+// it (COLUMN_TYPE, e.g. "decimal(10,3) unsigned", and DATA_TYPE).
+type ColumnDef struct {
+	Name     string
+	Type     string
+	DataType string
+	Nullable bool
+}
+
+// TableDef is the definition control records carry, in DMS's shape
+// ("columns" keyed by name) plus the column order and primary key.
+type TableDef struct {
+	Columns    []ColumnDef
+	PrimaryKey []string
+}
+
+func (d *TableDef) appendJSON(b []byte) []byte {
+	b = append(b, `{"columns":{`...)
+	for i, c := range d.Columns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, c.Name)
+		b = append(b, `:{"type":`...)
+		b = appendString(b, c.Type)
+		b = append(b, `,"data-type":`...)
+		b = appendString(b, c.DataType)
+		b = append(b, `,"nullable":`...)
+		b = strconv.AppendBool(b, c.Nullable)
+		b = append(b, '}')
+	}
+	b = append(b, `},"column-order":[`...)
+	for i, c := range d.Columns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, c.Name)
+	}
+	b = append(b, `],"primary-key":[`...)
+	for i, c := range d.PrimaryKey {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, c)
+	}
+	return append(b, "]}"...)
 }

@@ -16,6 +16,7 @@ import (
 	"hash/fnv"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,11 @@ type Config struct {
 	Migration string `yaml:"migration"`
 	// Tables are DMS-style selection rules applied in order; see Selected.
 	Tables []TableRule `yaml:"tables"`
+	// CDCStartPosition is where a new CDC-only task starts reading the
+	// binlog: "now" (the default: the current end of the binlog) or a
+	// binlog coordinate "file:pos" such as "mysql-bin.000001:4". A task
+	// that has a checkpoint resumes from it instead.
+	CDCStartPosition string `yaml:"cdc_start_position"`
 	// BeforeImage adds a before-image object to the update and delete
 	// records of CDC, like DMS's BeforeImageSettings: BeforeImageNone (or
 	// empty: the default), BeforeImagePKOnly or BeforeImageAll.
@@ -349,4 +355,24 @@ func (c *Config) Redacted() *Config {
 		}
 	}
 	return &r
+}
+
+// StartPosition parses CDCStartPosition: ok is false for "now" (or empty).
+func (c *Config) StartPosition() (file string, pos uint32, ok bool, err error) {
+	v := c.CDCStartPosition
+	if v == "" || v == "now" {
+		return "", 0, false, nil
+	}
+	i := strings.LastIndexByte(v, ':')
+	if i <= 0 || i == len(v)-1 {
+		return "", 0, false, fmt.Errorf("%q: write now or file:pos, e.g. mysql-bin.000001:4", v)
+	}
+	n, err := strconv.ParseUint(v[i+1:], 10, 32)
+	if err != nil || n < 4 {
+		return "", 0, false, fmt.Errorf("%q: the position after ':' must be a binlog offset of at least 4", v)
+	}
+	if j := strings.LastIndexByte(v[:i], '.'); j < 0 || j == i-1 {
+		return "", 0, false, fmt.Errorf("%q: the file must be a binlog file name such as mysql-bin.000001", v)
+	}
+	return v[:i], uint32(n), true, nil
 }

@@ -235,7 +235,7 @@ var badConfigs = []struct {
 		"source.mysql.pasword: unknown key 'pasword' at line 6, did you mean 'password'?",
 		"delivery.buffr: unknown key 'buffr' at line 10, did you mean 'buffer'?",
 		"region: unknown key 'region' at line 13; 'region' belongs at s3.region or stream.kinesis.region (check the indentation)",
-		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, before_image, include_transaction_details, stream, delivery, target, s3, state_dir, http, log)",
+		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, cdc_start_position, before_image, include_transaction_details, stream, delivery, target, s3, state_dir, http, log)",
 	}},
 	{"merge.bad.yml", []string{
 		"source.mysql.usr: unknown key 'usr' at line 4, did you mean 'user'?",
@@ -627,4 +627,34 @@ target: file:///lake
 		t.Fatal(err)
 	}
 	return c
+}
+
+func TestStartPosition(t *testing.T) {
+	for _, tc := range []struct {
+		in, file string
+		pos      uint32
+		given    bool
+		err      string
+	}{
+		{"", "", 0, false, ""},
+		{"now", "", 0, false, ""},
+		{"mysql-bin.000042:4", "mysql-bin.000042", 4, true, ""},
+		{"my.host-bin.7:123456", "my.host-bin.7", 123456, true, ""},
+		{"mysql-bin.000042", "", 0, false, "write now or file:pos"},
+		{"mysql-bin.000042:2", "", 0, false, "at least 4"},
+		{"binlog:4", "", 0, false, "binlog file name"},
+		{"yesterday", "", 0, false, "write now or file:pos"},
+	} {
+		c := &Config{CDCStartPosition: tc.in}
+		file, pos, given, err := c.StartPosition()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || file != tc.file || pos != tc.pos || given != tc.given {
+			t.Errorf("%q: %q %d %v %v", tc.in, file, pos, given, err)
+		}
+	}
 }

@@ -83,6 +83,11 @@ func (c *Config) validate() []*FieldError {
 	ps.oneOf("migration", c.Migration, MigrationFullLoad, MigrationCDC, MigrationFullLoadAndCDC)
 
 	c.validateTables(&ps)
+	if _, _, _, err := c.StartPosition(); err != nil {
+		ps.add("cdc_start_position", "%v", err)
+	} else if c.CDCStartPosition != "" && c.CDCStartPosition != "now" && c.Migration != MigrationCDC {
+		ps.add("cdc_start_position", "applies to migration: cdc only (a full load starts CDC at its own snapshot)")
+	}
 	if b := c.BeforeImage; b != "" && b != BeforeImageNone && b != BeforeImagePKOnly && b != BeforeImageAll {
 		ps.add("before_image", "must be one of none, pk-only, all; got %q", b)
 	} else if b != "" && b != BeforeImageNone && c.Migration == MigrationFullLoad {

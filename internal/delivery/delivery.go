@@ -351,10 +351,14 @@ func count(s *TableStats, reloaded *bool, m *stream.Delivered) {
 		if err != nil || p.B != 0 {
 			return
 		}
-		if p.Kind == change.KindLoad && change.Op(m.Op) == change.OpTruncateTable {
-			// The marker of a restarted full load: the load is counted anew.
-			*reloaded = true
-			s.FullLoadRows = 0
+		if p.Kind == change.KindLoad {
+			// binlake's own control records, not source DDL: table
+			// definitions, and the marker of a restarted full load, after
+			// which the load is counted anew.
+			if change.Op(m.Op) == change.OpTruncateTable {
+				*reloaded = true
+				s.FullLoadRows = 0
+			}
 			return
 		}
 		s.DDLs++
