@@ -32,10 +32,16 @@ type Record struct {
 	Key      string // partition-key-value
 	Position string
 	Object   string // the object it was read from
+	// TableDef is the table definition a control record carries, as JSON
+	// (control.table-def); nil when it carries none.
+	TableDef json.RawMessage
 }
 
 type wire struct {
-	Data     map[string]any `json:"data"`
+	Data    map[string]any `json:"data"`
+	Control struct {
+		TableDef json.RawMessage `json:"table-def"`
+	} `json:"control"`
 	Metadata struct {
 		RecordType string `json:"record-type"`
 		Operation  string `json:"operation"`
@@ -48,59 +54,141 @@ type wire struct {
 
 // Read returns every record stored under prefix, in object order.
 func Read(ctx context.Context, b objstore.Bucket, prefix string) ([]Record, error) {
-	var keys []string
+	var objs []Object
 	err := b.List(ctx, prefix, func(key string, size int64) error {
-		if strings.Contains(key, "_binlake/") {
+		if strings.Contains(key, "_binlake/") || !IsObject(key) {
 			return nil // markers and other binlake metadata
 		}
-		for _, ext := range []string{".json", ".json.gz", ".json.zst", ".json.snappy"} {
-			if strings.HasSuffix(key, ext) {
-				keys = append(keys, key)
-				break
-			}
-		}
+		objs = append(objs, Object{Key: key})
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	for i := range objs {
+		if objs[i].Body, err = b.Get(ctx, objs[i].Key); err != nil {
+			return nil, err
+		}
+	}
+	return DecodeObjects(objs)
+}
+
+// Object is a stored object: its key and its body.
+type Object struct {
+	Key  string
+	Body []byte
+}
+
+// IsObject reports whether key names an object of records: JSON lines,
+// Parquet or CSV, by its extension.
+func IsObject(key string) bool {
+	for _, ext := range []string{".json", ".json.gz", ".json.zst", ".json.snappy", ".parquet", ".csv", ".csv.gz", ".csv.zst", ".csv.snappy"} {
+		if strings.HasSuffix(key, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeObjects decodes the objects of a lake, or of one table, in order.
+// JSON lines and Parquet objects describe themselves. A CSV object takes
+// its table, and without a header its column names, from the table
+// definition in effect on its partition before its first row, which a
+// control record in a JSON lines object carries: objs must hold those
+// objects too.
+func DecodeObjects(objs []Object) ([]Record, error) {
+	decoded := make([][]Record, len(objs))
+	var defs []csvDefinition
+	for i, o := range objs {
+		if isCSV(o.Key) {
+			continue
+		}
+		recs, err := Decode(o.Key, o.Body)
+		if err != nil {
+			return nil, err
+		}
+		decoded[i] = recs
+		for _, r := range recs {
+			if r.TableDef == nil {
+				continue
+			}
+			d := csvDefinition{schema: r.Schema, table: r.Table, position: r.Position}
+			if err := json.Unmarshal(r.TableDef, &d.def); err != nil {
+				return nil, fmt.Errorf("%s: table definition at %s: %w", o.Key, r.Position, err)
+			}
+			defs = append(defs, d)
+		}
+	}
 	var out []Record
-	for _, key := range keys {
-		body, err := b.Get(ctx, key)
-		if err != nil {
-			return nil, err
+	for i, o := range objs {
+		if isCSV(o.Key) {
+			d, err := csvTable(o.Key, defs)
+			if err != nil {
+				return nil, err
+			}
+			text, err := decompress(o.Key, o.Body)
+			if err != nil {
+				return nil, err
+			}
+			if decoded[i], err = decodeCSV(o.Key, text, d); err != nil {
+				return nil, err
+			}
 		}
-		recs, err := Decode(key, body)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, recs...)
+		out = append(out, decoded[i]...)
 	}
 	return out, nil
 }
 
-// Decode decodes one object, decompressed by its extension (.gz, .zst,
-// .snappy).
-func Decode(key string, body []byte) ([]Record, error) {
+// decompress undoes the compression an object's extension names.
+func decompress(key string, body []byte) ([]byte, error) {
+	r, closer, err := decompressor(key, body)
+	if err != nil {
+		return nil, err
+	}
+	defer closer()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return b, nil
+}
+
+func decompressor(key string, body []byte) (io.Reader, func(), error) {
 	var r io.Reader = bytes.NewReader(body)
 	switch {
 	case strings.HasSuffix(key, ".gz"):
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+			return nil, nil, fmt.Errorf("%s: %w", key, err)
 		}
-		defer zr.Close()
-		r = zr
+		return zr, func() { zr.Close() }, nil
 	case strings.HasSuffix(key, ".zst"):
 		zr, err := zstd.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+			return nil, nil, fmt.Errorf("%s: %w", key, err)
 		}
-		defer zr.Close()
-		r = zr
+		return zr, zr.Close, nil
 	case strings.HasSuffix(key, ".snappy"):
-		r = snappy.NewReader(r)
+		return snappy.NewReader(r), func() {}, nil
 	}
+	return r, func() {}, nil
+}
+
+// Decode decodes one JSON lines object, decompressed by its extension
+// (.gz, .zst, .snappy), or one Parquet object. A CSV object needs the
+// table definitions of other objects: use DecodeObjects.
+func Decode(key string, body []byte) ([]Record, error) {
+	switch {
+	case strings.HasSuffix(key, ".parquet"):
+		return decodeParquet(key, body)
+	case isCSV(key):
+		return DecodeObjects([]Object{{Key: key, Body: body}})
+	}
+	r, closer, err := decompressor(key, body)
+	if err != nil {
+		return nil, err
+	}
+	defer closer()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 256<<20)
 	var out []Record
@@ -118,6 +206,9 @@ func Decode(key string, body []byte) ([]Record, error) {
 			Schema: w.Metadata.Schema, Table: w.Metadata.Table, Key: w.Metadata.Key,
 			Position: w.Metadata.Position, Object: key,
 		})
+		if len(w.Control.TableDef) > 0 && string(w.Control.TableDef) != "null" {
+			out[len(out)-1].TableDef = w.Control.TableDef
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)

@@ -184,23 +184,23 @@ func mismatches(src map[string]change.Row, replayed lake.Table, keys map[string]
 // and replays them.
 func (o Options) replay(ctx context.Context, root, schema, table string) (lake.Table, error) {
 	marker := "-" + schema + "." + table + "-p"
-	var recs []lake.Record
+	var objs []lake.Object
 	err := o.Bucket.List(ctx, root, func(key string, size int64) error {
 		base := key[strings.LastIndexByte(key, '/')+1:]
-		if strings.Contains(key, "_binlake/") || !strings.HasPrefix(base, o.Config.Task+marker) {
+		if strings.Contains(key, "_binlake/") || !strings.HasPrefix(base, o.Config.Task+marker) || !lake.IsObject(key) {
 			return nil
 		}
 		body, err := o.Bucket.Get(ctx, key)
 		if err != nil {
 			return err
 		}
-		rs, err := lake.Decode(key, body)
-		if err != nil {
-			return err
-		}
-		recs = append(recs, rs...)
+		objs = append(objs, lake.Object{Key: key, Body: body})
 		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the lake: %w", err)
+	}
+	recs, err := lake.DecodeObjects(objs)
 	if err != nil {
 		return nil, fmt.Errorf("reading the lake: %w", err)
 	}
