@@ -131,8 +131,10 @@ type Embedded struct {
 // Delivery is how events become objects, like a Firehose delivery stream.
 type Delivery struct {
 	Buffer Buffer `yaml:"buffer"`
-	// Format is "json".
-	Format string `yaml:"format"`
+	// Format is FormatJSON (the default), FormatParquet or FormatCSV.
+	Format  string  `yaml:"format"`
+	Parquet Parquet `yaml:"parquet"`
+	CSV     CSV     `yaml:"csv"`
 	// Compression is "none", "gzip", "zstd" or "snappy" (framed).
 	Compression string `yaml:"compression"`
 	// Prefix is the key template of objects, e.g. "wordpress-db/" or
@@ -236,6 +238,7 @@ func defaults() *Config {
 		Delivery: Delivery{
 			Buffer:       Buffer{Size: 5 * mib, Interval: Duration(60 * time.Second)},
 			Format:       "json",
+			Parquet:      Parquet{Compression: "snappy", RowGroupSize: 128 * mib},
 			Compression:  "gzip",
 			Partitioning: "time",
 		},

@@ -83,6 +83,7 @@ var goodConfigs = []struct {
 				Delivery: Delivery{
 					Buffer:       Buffer{Size: 5 * mib, Interval: Duration(60e9)},
 					Format:       "json",
+					Parquet:      Parquet{Compression: "snappy", RowGroupSize: 128 * mib},
 					Compression:  "gzip",
 					Partitioning: "time",
 				},
@@ -126,6 +127,7 @@ var goodConfigs = []struct {
 				Delivery: Delivery{
 					Buffer:       Buffer{Size: 128_000_000, Interval: 0},
 					Format:       "json",
+					Parquet:      Parquet{Compression: "snappy", RowGroupSize: 128 * mib},
 					Compression:  "none",
 					Partitioning: "time",
 					Prefix:       "orders/",
@@ -181,6 +183,22 @@ var goodConfigs = []struct {
 			c.Tables = []TableRule{{Include: "app.%"}}
 			c.Target = "file:///srv/lake"
 			c.HTTP.Listen = "10.0.0.5:8080"
+			return c
+		},
+	},
+	{
+		file: "parquet.good.yml",
+		want: func() *Config {
+			c := defaults()
+			c.Task = "lake"
+			c.Source.MySQL.Host = "db"
+			c.Source.MySQL.User = "binlake"
+			c.Source.MySQL.ServerID = deriveServerID("lake")
+			c.Tables = []TableRule{{Include: "app.%"}}
+			c.Delivery.Format = FormatParquet
+			c.Delivery.Parquet = Parquet{Compression: "zstd", RowGroupSize: 64 * mib}
+			c.Delivery.CSV.Header = true
+			c.Target = "file:///srv/lake"
 			return c
 		},
 	},
@@ -313,6 +331,12 @@ var badConfigs = []struct {
 		"s3.secret_access_key: must be set with s3.access_key_id",
 		"s3.session_token: needs s3.access_key_id and s3.secret_access_key",
 	}},
+	{"formats.bad.yml", []string{
+		`delivery.parquet.compression: must be one of snappy, zstd, gzip, none; got "lz4"`,
+		"delivery.parquet.row_group_size: must be between 1KiB and 1GiB, got 2GiB",
+		`before_image: "all" needs delivery.format: json; csv objects hold no before-image`,
+		"include_transaction_details: needs delivery.format: json; csv objects hold no prev-transaction-id",
+	}},
 	{"ranges.bad.yml", []string{
 		`task: "my task!" may only contain letters, digits, '_' and '-' (e.g. task: my-task)`,
 		"source.mysql.port: must be between 1 and 65535, got 70000",
@@ -320,7 +344,7 @@ var badConfigs = []struct {
 		"source.mysql.heartbeat: must be positive, got 0s",
 		"delivery.buffer.size: must be between 1KiB and 1GiB, got 512B",
 		"delivery.buffer.interval: must be between 0s and 15m, got 20m",
-		`delivery.format: must be json (the only format for now); got "parquet"`,
+		`delivery.format: must be one of json, parquet, csv; got "avro"`,
 		`delivery.compression: must be one of none, gzip, zstd, snappy; got "lz4"`,
 		`delivery.prefix: "/cdc/" must not start with '/'`,
 		`target: scheme "gs://" is not supported`,

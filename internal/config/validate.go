@@ -200,9 +200,7 @@ func (c *Config) validateDelivery(ps *problems) {
 	if d.Buffer.Interval < 0 || d.Buffer.Interval > maxBufferInterval {
 		ps.add("delivery.buffer.interval", "must be between 0s and %s, got %s (0 flushes every batch)", maxBufferInterval, d.Buffer.Interval)
 	}
-	if d.Format != "json" {
-		ps.add("delivery.format", "must be json (the only format for now); got %q", d.Format)
-	}
+	c.validateFormat(ps)
 	ps.oneOf("delivery.compression", d.Compression, "none", "gzip", "zstd", "snappy")
 	ps.oneOf("delivery.partitioning", d.Partitioning, "time", "hive")
 	if strings.HasPrefix(d.Prefix, "/") {

@@ -1,13 +1,14 @@
 // Package delivery turns the stream into objects in the lake (the job
 // Firehose does in the AWS pipeline): it buffers records per table and
 // partition until a size or an interval is reached, encodes them as JSON
-// lines, compresses, writes one object per flush and acknowledges the stream
-// only once the object is stored.
+// lines, Parquet or CSV, compresses, writes one object per flush and
+// acknowledges the stream only once the object is stored.
 package delivery
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -51,9 +52,14 @@ type State struct {
 	// Pending holds the object being written for a (partition, table), saved
 	// before the upload starts: after a crash, the object's presence in the
 	// lake decides whether its records are stored.
-	Pending    map[string]*Intent `json:"pending,omitempty"`
-	Duplicates uint64             `json:"duplicates_dropped"`
-	SavedAt    time.Time          `json:"saved_at"`
+	Pending map[string]*Intent `json:"pending,omitempty"`
+	// TableDefs maps "<partition>|<schema.table>" to the table definition
+	// in effect at its Stored position: the last one a control record in
+	// the lake carried. Parquet and CSV objects are written in its shape.
+	TableDefs map[string]json.RawMessage `json:"table_defs,omitempty"`
+
+	Duplicates uint64    `json:"duplicates_dropped"`
+	SavedAt    time.Time `json:"saved_at"`
 }
 
 // Intent is an object about to be written.
@@ -64,6 +70,9 @@ type Intent struct {
 	Reload bool       `json:"reload,omitempty"`
 	Newest time.Time  `json:"newest_commit_time"`
 	Size   int        `json:"size"`
+	// TableDef is the last table definition the object's control records
+	// carry; it becomes the (partition, table)'s definition when stored.
+	TableDef json.RawMessage `json:"table_def,omitempty"`
 }
 
 const stateFormatVersion = 1
@@ -90,6 +99,8 @@ type Delivery struct {
 	fetched   string    // position of the newest record fetched from the stream
 	fetchedAt time.Time // its commit time
 
+	defs map[bufKey]*tableDef // the table definition after the newest record buffered
+
 	mu    sync.Mutex
 	state State
 }
@@ -112,6 +123,10 @@ type buffer struct {
 	newest   time.Time
 	counts   TableStats
 	reloaded bool // a full-load restart marker resets the load count
+	// def is the shape of a Parquet or CSV object's rows; nil for JSON
+	// lines (the json format, control records, a table not yet defined).
+	def    *tableDef
+	newDef *tableDef // the last definition carried by a buffered control record
 }
 
 // New returns a Delivery; Run starts it.
@@ -128,6 +143,7 @@ func New(opts Options) *Delivery {
 		log:     opts.Logger,
 		path:    filepath.Join(opts.StateDir, "delivery.json"),
 		buffers: map[bufKey]*buffer{},
+		defs:    map[bufKey]*tableDef{},
 		state:   State{FormatVersion: stateFormatVersion, Stored: map[string]string{}, Tables: map[string]*TableStats{}},
 	}
 }
@@ -150,6 +166,9 @@ func (d *Delivery) Load() error {
 	}
 	if d.state.Pending == nil {
 		d.state.Pending = map[string]*Intent{}
+	}
+	if d.state.TableDefs == nil {
+		d.state.TableDefs = map[string]json.RawMessage{}
 	}
 	return nil
 }
@@ -240,6 +259,7 @@ func (d *Delivery) Run(ctx context.Context, drain <-chan struct{}) error {
 	if err := d.recover(ctx, existed); err != nil {
 		return err
 	}
+	d.loadTableDefs()
 	draining := false
 	for {
 		if !draining {
@@ -312,8 +332,12 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered) error {
 		// copy's acknowledgement covers it.
 		return nil
 	}
+	b, err := d.cutBefore(ctx, b, m)
+	if err != nil {
+		return err
+	}
 	if b == nil {
-		b = &buffer{key: k, opened: time.Now(), oldest: m.CommitTime}
+		b = &buffer{key: k, opened: time.Now(), oldest: m.CommitTime, def: d.shape(k, m)}
 		d.mu.Lock()
 		d.buffers[k] = b
 		d.mu.Unlock()
@@ -331,6 +355,7 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered) error {
 		b.newest = m.CommitTime
 	}
 	count(&b.counts, &b.reloaded, m)
+	d.noteTableDef(b, m)
 	return nil
 }
 
@@ -413,12 +438,15 @@ func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 		d.mu.Unlock()
 		return nil
 	}
-	body, ext, err := encode(d.cfg.Delivery.Compression, b.data.Bytes())
+	body, ext, err := d.encodeObject(b)
 	if err != nil {
 		return err
 	}
 	key := d.objectKey(b, ext)
 	in := &Intent{Key: key, Last: b.last, Counts: b.counts, Reload: b.reloaded, Newest: b.newest, Size: len(body)}
+	if b.newDef != nil {
+		in.TableDef = b.newDef.raw
+	}
 	d.mu.Lock()
 	d.state.Pending[b.key.String()] = in
 	err = d.saveLocked()
@@ -478,6 +506,9 @@ func (d *Delivery) saveLocked() error {
 func (d *Delivery) commitLocked(k string, in *Intent) {
 	if in.Last > d.state.Stored[k] {
 		d.state.Stored[k] = in.Last
+	}
+	if in.TableDef != nil {
+		d.state.TableDefs[k] = in.TableDef
 	}
 	_, table, _ := strings.Cut(k, "|")
 	st := d.state.Tables[table]

@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
@@ -11,40 +12,38 @@ import (
 
 // encode compresses JSON lines and returns the object body and extension.
 func encode(compression string, lines []byte) ([]byte, string, error) {
+	body, ext, err := compress(compression, lines)
+	return body, ".json" + ext, err
+}
+
+// compress compresses an object body (delivery.compression) and returns
+// the compressed body and the extension that says how: "" (none), ".gz",
+// ".zst" or ".snappy" (framed).
+func compress(compression string, data []byte) ([]byte, string, error) {
+	if compression == "none" {
+		return append([]byte(nil), data...), "", nil
+	}
 	var out bytes.Buffer
-	out.Grow(len(lines)/4 + 64)
+	out.Grow(len(data)/4 + 64)
+	var zw io.WriteCloser
+	ext := ".gz"
 	switch compression {
-	case "none":
-		return append([]byte(nil), lines...), ".json", nil
 	case "zstd":
-		zw, err := zstd.NewWriter(&out, zstd.WithEncoderConcurrency(1))
+		w, err := zstd.NewWriter(&out, zstd.WithEncoderConcurrency(1))
 		if err != nil {
 			return nil, "", fmt.Errorf("compressing: %w", err)
 		}
-		if _, err := zw.Write(lines); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
-		}
-		if err := zw.Close(); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
-		}
-		return out.Bytes(), ".json.zst", nil
+		zw, ext = w, ".zst"
 	case "snappy":
-		zw := snappy.NewBufferedWriter(&out)
-		if _, err := zw.Write(lines); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
-		}
-		if err := zw.Close(); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
-		}
-		return out.Bytes(), ".json.snappy", nil
+		zw, ext = snappy.NewBufferedWriter(&out), ".snappy"
 	default:
-		zw := gzip.NewWriter(&out)
-		if _, err := zw.Write(lines); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
-		}
-		if err := zw.Close(); err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
-		}
-		return out.Bytes(), ".json.gz", nil
+		zw = gzip.NewWriter(&out)
 	}
+	if _, err := zw.Write(data); err != nil {
+		return nil, "", fmt.Errorf("compressing: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, "", fmt.Errorf("compressing: %w", err)
+	}
+	return out.Bytes(), ext, nil
 }
