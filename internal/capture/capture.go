@@ -44,6 +44,9 @@ type TableProgress struct {
 	Error        string     `json:"error,omitempty"`
 	// Defined: a control record with the table's definition was published.
 	Defined bool `json:"defined,omitempty"`
+	// EstimatedRows is information_schema.TABLES.TABLE_ROWS when the load
+	// started (a statistic for InnoDB): what full-load progress is measured against.
+	EstimatedRows uint64 `json:"estimated_rows,omitempty"`
 }
 
 // State is the capture checkpoint.
@@ -89,6 +92,8 @@ type Capture struct {
 	phase string
 	lagAt time.Time // commit time of the last transaction published
 	buf   []byte
+
+	retention Retention // the source's binlog retention, under mu (observe.go)
 }
 
 // New returns a Capture; Run starts it.
@@ -190,6 +195,7 @@ func (c *Capture) Run(ctx context.Context) error {
 		}
 	}
 	c.mu.Unlock()
+	c.observeSource(ctx, toLoad)
 
 	if len(toLoad) > 0 {
 		c.setPhase(PhaseLoading)

@@ -117,7 +117,7 @@ func runCmd(stderr io.Writer) *cobra.Command {
 func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	t := task.New(cfg, log)
 	if cfg.HTTP.Listen != "" {
-		srv, err := server.Listen(cfg.HTTP.Listen, t, log)
+		srv, err := server.Listen(cfg.HTTP.Listen, t, t.Registry(), log)
 		if err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			defer cancel()
 			srv.Shutdown(ctx)
 		}()
-		log.Info("http api listening", "addr", "http://"+srv.Addr()+"/api/v1/status")
+		log.Info("http api listening", "status", "http://"+srv.Addr()+"/api/v1/status", "metrics", "http://"+srv.Addr()+"/metrics")
 	}
 	return t.Run(ctx)
 }

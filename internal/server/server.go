@@ -1,5 +1,5 @@
 // Package server serves a task's HTTP API: status and table statistics as
-// JSON, liveness and readiness probes.
+// JSON, liveness and readiness probes, and Prometheus metrics.
 package server
 
 import (
@@ -11,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/binlake/binlake/internal/task"
 )
@@ -28,8 +31,9 @@ type Server struct {
 	ln  net.Listener
 }
 
-// Listen binds addr; Serve starts answering.
-func Listen(addr string, src StatusSource, log *slog.Logger) (*Server, error) {
+// Listen binds addr; Serve starts answering. metrics is served at /metrics
+// in the Prometheus text format; nil serves no metrics (404).
+func Listen(addr string, src StatusSource, metrics prometheus.Gatherer, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
@@ -43,6 +47,12 @@ func Listen(addr string, src StatusSource, log *slog.Logger) (*Server, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	if metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{
+			ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
+		}))
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/binlake/binlake/internal/server"
 	"github.com/binlake/binlake/internal/task"
@@ -66,7 +69,13 @@ func fixedStatus() task.Status {
 // startServer serves src on a free port until the test ends.
 func startServer(t *testing.T, src server.StatusSource) string {
 	t.Helper()
-	s, err := server.Listen("127.0.0.1:0", src, slog.New(slog.DiscardHandler))
+	return startServerWith(t, src, nil)
+}
+
+// startServerWith serves src and metrics on a free port until the test ends.
+func startServerWith(t *testing.T, src server.StatusSource, metrics prometheus.Gatherer) string {
+	t.Helper()
+	s, err := server.Listen("127.0.0.1:0", src, metrics, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
@@ -116,7 +125,7 @@ func do(t *testing.T, method, url string) response {
 }
 
 func TestListenBadAddress(t *testing.T) {
-	s, err := server.Listen("127.0.0.1:notaport", &fakeSource{}, slog.New(slog.DiscardHandler))
+	s, err := server.Listen("127.0.0.1:notaport", &fakeSource{}, nil, slog.New(slog.DiscardHandler))
 	if err == nil {
 		t.Fatalf("Listen on a bad address succeeded: %s", s.Addr())
 	}
@@ -312,6 +321,7 @@ func TestRoutes(t *testing.T) {
 		{http.MethodDelete, "/api/v1/tables/wordpress-db/wp_posts", http.StatusMethodNotAllowed},
 		{http.MethodHead, "/healthz", http.StatusOK},
 		{http.MethodGet, "/", http.StatusNotFound},
+		{http.MethodGet, "/metrics", http.StatusNotFound}, // no registry given
 		{http.MethodGet, "/api/v1/tables/wordpress-db", http.StatusNotFound},
 		{http.MethodGet, "/api/v1/tables/a/b/c", http.StatusNotFound},
 		{http.MethodGet, "/api/v2/status", http.StatusNotFound},
@@ -326,7 +336,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestShutdownStopsServing(t *testing.T) {
-	s, err := server.Listen("127.0.0.1:0", &fakeSource{}, slog.New(slog.DiscardHandler))
+	s, err := server.Listen("127.0.0.1:0", &fakeSource{}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,5 +357,24 @@ func TestShutdownStopsServing(t *testing.T) {
 	if resp, err := client.Do(req); err == nil {
 		resp.Body.Close()
 		t.Errorf("GET after Shutdown answered %d, want a connection error", resp.StatusCode)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "binlake_test_total", Help: "A test counter."}, []string{"table"})
+	reg.MustRegister(c)
+	c.WithLabelValues("wordpress-db.wp_posts").Add(3)
+	base := startServerWith(t, &fakeSource{st: fixedStatus()}, reg)
+	r := get(t, base+"/metrics")
+	if r.code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", r.code, r.body)
+	}
+	if !strings.HasPrefix(r.contentType, "text/plain") {
+		t.Errorf("Content-Type %q, want the Prometheus text format", r.contentType)
+	}
+	want := "# HELP binlake_test_total A test counter.\n# TYPE binlake_test_total counter\nbinlake_test_total{table=\"wordpress-db.wp_posts\"} 3\n"
+	if r.body != want {
+		t.Errorf("GET /metrics:\n%s\nwant:\n%s", r.body, want)
 	}
 }

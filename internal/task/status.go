@@ -3,6 +3,7 @@ package task
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -14,52 +15,106 @@ import (
 
 // Status is the JSON document of GET /api/v1/status.
 type Status struct {
-	Task              string        `json:"task"`
-	Status            string        `json:"status"`
-	Detail            string        `json:"detail,omitempty"` // "Load running", "Load complete, replication ongoing", "Replication ongoing"
-	Reason            string        `json:"reason,omitempty"`
-	Migration         string        `json:"migration"`
-	StartedAt         time.Time     `json:"started_at"`
-	FullLoadPercent   float64       `json:"full_load_progress_percent"`
-	LagSeconds        *float64      `json:"replication_lag_seconds,omitempty"`
-	SourcePosition    string        `json:"source_position,omitempty"` // binlog file:pos captured up to
-	BufferedBytes     int           `json:"buffered_bytes"`
-	DuplicatesDropped uint64        `json:"duplicates_dropped"`
-	Tables            []TableStatus `json:"tables"`
+	Task      string    `json:"task"`
+	Status    string    `json:"status"`
+	Detail    string    `json:"detail,omitempty"` // "Load running", "Load complete, replication ongoing", "Replication ongoing"
+	Reason    string    `json:"reason,omitempty"`
+	Migration string    `json:"migration"`
+	StartedAt time.Time `json:"started_at"`
+	// FullLoadPercent is the share of the full load done, by rows against
+	// each table's estimate (tables without one count by state).
+	FullLoadPercent float64 `json:"full_load_progress_percent"`
+	// LagSeconds is capture's lag: now minus the source commit time of the
+	// newest transaction captured.
+	LagSeconds *float64 `json:"replication_lag_seconds,omitempty"`
+	// DeliveryLagSeconds is now minus the source commit time of the oldest
+	// record delivery holds that is not yet in the lake (0: none).
+	DeliveryLagSeconds *float64      `json:"delivery_lag_seconds,omitempty"`
+	SourcePosition     string        `json:"source_position,omitempty"` // binlog file:pos captured up to
+	BufferedBytes      int           `json:"buffered_bytes"`
+	DuplicatesDropped  uint64        `json:"duplicates_dropped"`
+	Warnings           []Warning     `json:"warnings"`
+	Tables             []TableStatus `json:"tables"`
 }
 
 // TableStatus is one table's line of the status, DMS table statistics plus
 // what DMS does not show.
 type TableStatus struct {
-	Schema         string     `json:"schema"`
-	Table          string     `json:"table"`
-	State          string     `json:"state"`
-	FullLoadRows   uint64     `json:"full_load_rows"`
-	Inserts        uint64     `json:"inserts"`
-	Updates        uint64     `json:"updates"`
-	Deletes        uint64     `json:"deletes"`
-	DDLs           uint64     `json:"ddls"`
-	FullLoadStart  *time.Time `json:"full_load_start,omitempty"`
-	FullLoadEnd    *time.Time `json:"full_load_end,omitempty"`
-	LastUpdateTime *time.Time `json:"last_update_time,omitempty"`
-	Objects        uint64     `json:"objects"`
-	Bytes          uint64     `json:"bytes"`
-	LastObject     string     `json:"last_object,omitempty"`
-	Error          string     `json:"error,omitempty"`
+	Schema       string `json:"schema"`
+	Table        string `json:"table"`
+	State        string `json:"state"`
+	FullLoadRows uint64 `json:"full_load_rows"`
+	// EstimatedRows is the table's row count estimate when its load started.
+	EstimatedRows uint64 `json:"estimated_rows,omitempty"`
+	// FullLoadPercent is the table's load progress: 100 once completed,
+	// rows loaded against the estimate while loading (at most 99).
+	FullLoadPercent *float64   `json:"full_load_progress_percent,omitempty"`
+	Inserts         uint64     `json:"inserts"`
+	Updates         uint64     `json:"updates"`
+	Deletes         uint64     `json:"deletes"`
+	DDLs            uint64     `json:"ddls"`
+	FullLoadStart   *time.Time `json:"full_load_start,omitempty"`
+	FullLoadEnd     *time.Time `json:"full_load_end,omitempty"`
+	LastUpdateTime  *time.Time `json:"last_update_time,omitempty"`
+	// LagSeconds is how far the lake's copy of the table is behind the
+	// source: now minus the commit time of its oldest record not yet in the
+	// lake, or capture's lag when none is waiting.
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	Objects    uint64   `json:"objects"`
+	Bytes      uint64   `json:"bytes"`
+	LastObject string   `json:"last_object,omitempty"`
+	Error      string   `json:"error,omitempty"`
 }
 
 // Status returns the task's current status.
 func (t *Task) Status() Status {
+	s, _ := t.observe(time.Now())
+	return s
+}
+
+// observation is what the status is made of, with what only the metrics
+// and warnings need.
+type observation struct {
+	retention capture.Retention
+	behind    time.Duration // how far capture is behind the source (0: unknown)
+}
+
+// observe reads the task's state at now.
+func (t *Task) observe(now time.Time) (Status, observation) {
+	var ob observation
 	t.mu.Lock()
 	s := Status{Task: t.cfg.Task, Status: t.status, Reason: t.reason, Migration: t.cfg.Migration, StartedAt: t.started}
 	cp, dl := t.capture, t.delivery
 	t.mu.Unlock()
+	s.Warnings = []Warning{}
 	if cp == nil || dl == nil {
 		s.Tables = []TableStatus{}
-		return s
+		return s, ob
 	}
 	progress := cp.Tables()
 	stats := dl.Stats()
+	oldest := dl.OldestBuffered()
+	phase := cp.Phase()
+	running := s.Status == StatusRunning || s.Status == StatusStopping
+
+	var captureLag *float64
+	if phase == capture.PhaseStreaming {
+		if last := cp.LastCommit(); !last.IsZero() {
+			lag := seconds(now.Sub(last))
+			captureLag = &lag
+			ob.behind = now.Sub(last)
+		}
+	}
+	if phase == capture.PhaseLoading {
+		// CDC will start where the first snapshot was taken.
+		for _, p := range progress {
+			if p.LoadStart != nil && now.Sub(*p.LoadStart) > ob.behind {
+				ob.behind = now.Sub(*p.LoadStart)
+			}
+		}
+	}
+	ob.retention = cp.BinlogRetention()
+
 	names := map[string]bool{}
 	for k := range progress {
 		names[k] = true
@@ -67,23 +122,36 @@ func (t *Task) Status() Status {
 	for k := range stats {
 		names[k] = true
 	}
-	loading, loaded := 0, 0
+	var weighted, weights float64
+	loading := 0
 	for name := range names {
 		schema, table, _ := strings.Cut(name, ".")
 		ts := TableStatus{Schema: schema, Table: table, State: capture.StateBeforeLoad}
-		if p, ok := progress[name]; ok {
-			ts.State, ts.FullLoadStart, ts.FullLoadEnd, ts.Error = p.State, p.LoadStart, p.LoadEnd, p.Error
-			if p.State == capture.StateCompleted {
-				loaded++
-			}
-			loading++
-		}
-		if st, ok := stats[name]; ok {
+		st, delivered := stats[name]
+		if delivered {
 			ts.FullLoadRows, ts.Inserts, ts.Updates, ts.Deletes, ts.DDLs = st.FullLoadRows, st.Inserts, st.Updates, st.Deletes, st.DDLs
 			ts.Objects, ts.Bytes, ts.LastObject = st.Objects, st.Bytes, st.LastObject
 			if !st.LastUpdateTime.IsZero() {
 				lu := st.LastUpdateTime
 				ts.LastUpdateTime = &lu
+			}
+		}
+		if p, ok := progress[name]; ok {
+			ts.State, ts.FullLoadStart, ts.FullLoadEnd, ts.Error = p.State, p.LoadStart, p.LoadEnd, p.Error
+			ts.EstimatedRows = p.EstimatedRows
+			pct, weight := loadProgress(p.State, max(p.LoadRows, ts.FullLoadRows), p.EstimatedRows)
+			ts.FullLoadPercent = &pct
+			weighted += pct * weight
+			weights += weight
+			loading++
+		}
+		if running {
+			if o, ok := oldest[name]; ok {
+				lag := seconds(now.Sub(o))
+				ts.LagSeconds = &lag
+			} else if captureLag != nil {
+				lag := *captureLag
+				ts.LagSeconds = &lag
 			}
 		}
 		s.Tables = append(s.Tables, ts)
@@ -98,8 +166,8 @@ func (t *Task) Status() Status {
 		s.Tables = []TableStatus{}
 	}
 	if loading > 0 {
-		s.FullLoadPercent = float64(100*loaded) / float64(loading)
-	} else if cp.Phase() != capture.PhaseStarting {
+		s.FullLoadPercent = round2(weighted / weights)
+	} else if phase != capture.PhaseStarting {
 		s.FullLoadPercent = 100
 	}
 	if file, pos := cp.Position(); file != "" {
@@ -107,8 +175,16 @@ func (t *Task) Status() Status {
 	}
 	s.BufferedBytes = dl.BufferedBytes()
 	s.DuplicatesDropped = dl.Duplicates()
+	var deliveryBehind time.Duration
+	for _, o := range oldest {
+		deliveryBehind = max(deliveryBehind, now.Sub(o))
+	}
+	if running {
+		lag := seconds(deliveryBehind)
+		s.DeliveryLagSeconds = &lag
+	}
 	if s.Status == StatusRunning {
-		switch cp.Phase() {
+		switch phase {
 		case capture.PhaseLoading:
 			s.Detail = "Load running"
 		case capture.PhaseStreaming:
@@ -117,34 +193,133 @@ func (t *Task) Status() Status {
 			} else {
 				s.Detail = "Load complete, replication ongoing"
 			}
-			if last := cp.LastCommit(); !last.IsZero() {
-				lag := time.Since(last).Seconds()
-				s.LagSeconds = &lag
-			}
+			s.LagSeconds = captureLag
 		case capture.PhaseDone:
 			s.Detail = "Load complete"
 		}
 	}
-	return s
+	if running {
+		s.Warnings = health{
+			cdc:           t.cfg.Migration != config.MigrationFullLoad,
+			captureBehind: ob.behind,
+			retention:     ob.retention,
+			deliveryLag:   deliveryBehind,
+			streamMaxAge:  t.streamRetention(),
+			tables:        s.Tables,
+			refusal:       t.target.Refusing(),
+		}.warnings()
+	}
+	return s, ob
 }
 
-// WriteTable prints the status as a table for terminals.
+// streamRetention is the age at which the stream drops records, delivered
+// or not (0: unknown).
+func (t *Task) streamRetention() time.Duration {
+	if t.cfg.Stream.Type == "embedded" {
+		return t.cfg.Stream.Embedded.MaxAge.D()
+	}
+	return 0
+}
+
+// loadProgress is a table's full-load progress in percent and its weight in
+// the task's progress: its rows (the estimate until it is loaded), at least
+// one, so that tables without an estimate count too.
+func loadProgress(state string, rows, estimated uint64) (pct, weight float64) {
+	switch state {
+	case capture.StateCompleted:
+		return 100, float64(max(rows, 1))
+	case capture.StateBeforeLoad:
+		return 0, float64(max(estimated, 1))
+	}
+	if estimated == 0 {
+		return 0, 1
+	}
+	// The estimate is a statistic: never report a running load as done.
+	return round2(min(99, 100*float64(rows)/float64(estimated))), float64(max(estimated, rows, 1))
+}
+
+func seconds(d time.Duration) float64 { return max(d.Seconds(), 0) }
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+// WriteTable prints the status for terminals: the task line, its warnings
+// and the table statistics.
 func (s Status) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "task %s: %s", s.Task, s.Status)
 	if s.Detail != "" {
 		fmt.Fprintf(w, " (%s)", s.Detail)
 	}
+	if s.FullLoadPercent < 100 && s.Status == StatusRunning {
+		fmt.Fprintf(w, ", full load %s%%", formatFloat(s.FullLoadPercent))
+	}
 	if s.LagSeconds != nil {
 		fmt.Fprintf(w, ", lag %.1fs", *s.LagSeconds)
+	}
+	if s.DeliveryLagSeconds != nil && *s.DeliveryLagSeconds > 0 {
+		fmt.Fprintf(w, ", delivery lag %.1fs", *s.DeliveryLagSeconds)
 	}
 	if s.Reason != "" {
 		fmt.Fprintf(w, ": %s", s.Reason)
 	}
 	fmt.Fprintln(w)
+	for _, wn := range s.Warnings {
+		fmt.Fprintf(w, "WARNING %s: %s\n", wn.Code, wn.Message)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "TABLE\tSTATE\tLOAD ROWS\tINSERTS\tUPDATES\tDELETES\tDDLS\tOBJECTS\t")
 	for _, t := range s.Tables {
 		fmt.Fprintf(tw, "%s.%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.Schema, t.Table, t.State, t.FullLoadRows, t.Inserts, t.Updates, t.Deletes, t.DDLs, t.Objects)
 	}
 	tw.Flush()
+}
+
+// WriteTables prints table statistics for terminals, wider than the status
+// table: load progress, lag, bytes and the last object.
+func WriteTables(w io.Writer, tables []TableStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tSTATE\tLOAD\tLOAD ROWS\tINSERTS\tUPDATES\tDELETES\tDDLS\tLAG\tOBJECTS\tBYTES\tLAST UPDATE\tLAST OBJECT")
+	for _, t := range tables {
+		load, lag, last := "-", "-", "-"
+		if t.FullLoadPercent != nil {
+			load = formatFloat(*t.FullLoadPercent) + "%"
+		}
+		if t.LagSeconds != nil {
+			lag = fmt.Sprintf("%.1fs", *t.LagSeconds)
+		}
+		if t.LastUpdateTime != nil {
+			last = t.LastUpdateTime.UTC().Format(time.DateTime)
+		}
+		state := t.State
+		if t.Error != "" {
+			state += ": " + t.Error
+		}
+		obj := t.LastObject
+		if obj == "" {
+			obj = "-"
+		}
+		fmt.Fprintf(tw, "%s.%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", t.Schema, t.Table, state, load,
+			t.FullLoadRows, t.Inserts, t.Updates, t.Deletes, t.DDLs, lag, t.Objects, formatBytes(t.Bytes), last, obj)
+	}
+	tw.Flush()
+}
+
+func formatFloat(f float64) string {
+	if f == math.Trunc(f) {
+		return fmt.Sprintf("%.0f", f)
+	}
+	return fmt.Sprintf("%.1f", f)
+}
+
+// formatBytes prints a byte count in binary units, like config sizes.
+func formatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

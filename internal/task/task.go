@@ -14,9 +14,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
+	"github.com/binlake/binlake/internal/metrics"
 	"github.com/binlake/binlake/internal/stream"
 )
 
@@ -37,16 +41,32 @@ type Task struct {
 	capture  *capture.Capture
 	delivery *delivery.Delivery
 
+	reg    *prometheus.Registry
+	stream *metrics.Stream // measures the producer capture writes to
+	target *metrics.Target // measures the bucket delivery writes to
+
 	mu      sync.Mutex
 	status  string
 	reason  string
 	started time.Time
 }
 
-// New prepares a task from a validated config.
+// New prepares a task from a validated config. The task has a metrics
+// registry of its own (Registry), which its stages register with.
 func New(cfg *config.Config, log *slog.Logger) *Task {
-	return &Task{cfg: cfg, log: log, status: StatusStarting, started: time.Now().UTC()}
+	reg := prometheus.NewRegistry()
+	t := &Task{cfg: cfg, log: log, status: StatusStarting, started: time.Now().UTC(), reg: reg,
+		stream: metrics.NewStream(reg), target: metrics.NewTarget(reg)}
+	reg.MustRegister(newCollector(t), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: metrics.Namespace}))
+	return t
 }
+
+// Registry is the task's metrics registry, served at /metrics.
+func (t *Task) Registry() *prometheus.Registry { return t.reg }
+
+// warningInterval is how often warnings are checked for the log.
+const warningInterval = 5 * time.Second
 
 func (t *Task) setStatus(s, reason string) {
 	t.mu.Lock()
@@ -79,13 +99,14 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
+	bucket = t.target.Wrap(bucket)
 
 	st, err := openStream(ctx, cfg, t.log.With("component", "stream"))
 	if err != nil {
 		return err
 	}
 	defer st.close()
-	prod, cons := st.prod, st.cons
+	prod, cons := t.stream.WrapProducer(st.prod), st.cons
 
 	t.mu.Lock()
 	t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})
@@ -96,6 +117,9 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}
 	t.setStatus(StatusRunning, "")
 	t.log.Info("task running", "task", cfg.Task, "migration", cfg.Migration, "target", bucket.String())
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatch()
+	go t.watchWarnings(watchCtx, warningInterval)
 	return t.runStages(ctx, prod, cons)
 }
 

@@ -1,0 +1,129 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/metrics"
+)
+
+// Warning is a condition that turns into an outage if nobody acts on it.
+// Warnings are in the status, in the logs (when they start and end) and in
+// the metric binlake_warning{code}.
+type Warning struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Table   string `json:"table,omitempty"` // schema.table, for table_error
+}
+
+// Warning codes.
+const (
+	// WarnBinlogRetention: capture is behind the source by more than half
+	// of the source's binlog retention.
+	WarnBinlogRetention = "binlog_retention"
+	// WarnStreamRetention: delivery holds a record older than half of the
+	// stream's max_age.
+	WarnStreamRetention = "stream_retention"
+	// WarnTableError: a table is in "Table error".
+	WarnTableError = "table_error"
+	// WarnTargetRefusing: the target refuses writes; delivery retries.
+	WarnTargetRefusing = "target_refusing_writes"
+)
+
+// WarningCodes lists every warning code, in the order status lists them.
+var WarningCodes = []string{WarnBinlogRetention, WarnStreamRetention, WarnTableError, WarnTargetRefusing}
+
+// health is what the warnings are decided from.
+type health struct {
+	cdc           bool
+	captureBehind time.Duration // 0: unknown
+	retention     capture.Retention
+	deliveryLag   time.Duration
+	streamMaxAge  time.Duration // 0: unknown
+	tables        []TableStatus
+	refusal       metrics.Refusal
+}
+
+// warnings returns the active warnings, in the order of WarningCodes.
+func (h health) warnings() []Warning {
+	out := []Warning{}
+	if r := h.retention; h.cdc && r.Known && r.Period > 0 && 2*h.captureBehind > r.Period {
+		out = append(out, Warning{Code: WarnBinlogRetention, Message: fmt.Sprintf(
+			"capture is %s behind the source, more than half of the source's binlog retention (%s, %s): "+
+				"if it falls further behind, or binlake stays stopped, the binlog it must read is purged and the tables must be loaded again; "+
+				"find out why capture is behind, or lengthen the retention",
+			roundDuration(h.captureBehind), roundDuration(r.Period), r.From)})
+	}
+	if h.streamMaxAge > 0 && 2*h.deliveryLag > h.streamMaxAge {
+		out = append(out, Warning{Code: WarnStreamRetention, Message: fmt.Sprintf(
+			"delivery holds a record committed %s ago, more than half of the stream's max_age (%s): "+
+				"records still undelivered at max_age are dropped from the stream and lost to the lake; "+
+				"find out why delivery is behind (target_refusing_writes?), or raise stream.embedded.max_age",
+			roundDuration(h.deliveryLag), roundDuration(h.streamMaxAge))})
+	}
+	for _, t := range h.tables {
+		if t.State == capture.StateError {
+			name := t.Schema + "." + t.Table
+			out = append(out, Warning{Code: WarnTableError, Table: name, Message: fmt.Sprintf("table %s is in %q: %s", name, capture.StateError, t.Error)})
+		}
+	}
+	if r := h.refusal; r.Active() {
+		out = append(out, Warning{Code: WarnTargetRefusing, Message: fmt.Sprintf(
+			"the target has refused %d write(s) since %s (last: %s); delivery retries with backoff while the stream keeps what capture reads",
+			r.Failures, r.Since.UTC().Format(time.RFC3339), r.LastErr)})
+	}
+	return out
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// watchWarnings logs each warning when it starts and when it ends, checking
+// every interval until ctx is done.
+func (t *Task) watchWarnings(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	active := map[string]Warning{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.logWarnings(active, t.Status().Warnings)
+	}
+}
+
+// logWarnings logs the difference between the active warnings and now, and
+// updates active.
+func (t *Task) logWarnings(active map[string]Warning, now []Warning) {
+	seen := map[string]bool{}
+	for _, w := range now {
+		k := w.Code + "|" + w.Table
+		seen[k] = true
+		if _, ok := active[k]; !ok {
+			args := []any{"code", w.Code}
+			if w.Table != "" {
+				args = append(args, "table", w.Table)
+			}
+			t.log.Warn("warning raised", append(args, "message", w.Message)...)
+		}
+		active[k] = w
+	}
+	for k, w := range active {
+		if !seen[k] {
+			args := []any{"code", w.Code}
+			if w.Table != "" {
+				args = append(args, "table", w.Table)
+			}
+			t.log.Info("warning cleared", args...)
+			delete(active, k)
+		}
+	}
+}
