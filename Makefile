@@ -12,7 +12,7 @@ build:
 
 # deps installs what the tests start: MariaDB (apt, as root) and versitygw (go install).
 deps:
-	@scripts/deps.sh s3 node
+	@scripts/deps.sh s3 node kinesis
 
 # The whole suite, against real MariaDB and S3-compatible servers the tests start.
 test: deps

@@ -5,6 +5,7 @@
 #
 #   scripts/deps.sh        # MariaDB server binaries
 #   scripts/deps.sh s3     # ... and versitygw
+#   scripts/deps.sh kinesis   # ... and node, npm and kinesalite (npm, into ~/.cache/binlake/npm)
 set -euo pipefail
 
 VERSITYGW=github.com/versity/versitygw/cmd/versitygw@v1.8.0
@@ -80,14 +81,26 @@ install_node() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 }
 
+# kinesalite (a Kinesis-compatible server) for the Kinesis stream tests.
+KINESALITE=kinesalite@3.3.3
+NPM_CACHE=${BINLAKE_NPM_CACHE:-$HOME/.cache/binlake/npm}
+install_kinesalite() {
+	[[ -f $NPM_CACHE/node_modules/kinesalite/package.json ]] && return 0
+	echo "deps.sh: installing $KINESALITE into $NPM_CACHE" >&2
+	mkdir -p "$NPM_CACHE"
+	npm install --prefix "$NPM_CACHE" --no-audit --no-fund --loglevel=error "$KINESALITE" >/dev/null
+}
+
 want_s3=false
 want_node=false
+want_kinesis=false
 for arg in "$@"; do
 	case $arg in
 	s3) want_s3=true ;;
 	node) want_node=true ;;
+	kinesis) want_node=true want_kinesis=true ;;
 	*)
-		echo "usage: $0 [s3] [node]" >&2
+		echo "usage: $0 [s3] [node] [kinesis]" >&2
 		exit 2
 		;;
 	esac
@@ -103,4 +116,7 @@ if $want_s3; then
 fi
 if $want_node; then
 	have_node || install_node
+fi
+if $want_kinesis; then
+	install_kinesalite
 fi

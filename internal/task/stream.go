@@ -11,6 +11,7 @@ import (
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/stream/embedded"
+	"github.com/binlake/binlake/internal/stream/kinesis"
 	"github.com/binlake/binlake/internal/stream/natsjs"
 )
 
@@ -82,6 +83,25 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 			return nil, fmt.Errorf("stream.nats: %w", err)
 		}
 		return s.natsjs(ctx, st, ackWait)
+	case config.StreamKinesis:
+		k := sc.Kinesis
+		st, err := kinesis.Open(ctx, kinesis.Options{
+			StreamName: k.StreamName, Region: k.Region, Endpoint: k.Endpoint, Shards: k.Shards, Create: k.Create,
+			AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, SessionToken: k.SessionToken,
+			Partitions: sc.Partitions, StateDir: cfg.StateDir, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stream.kinesis: %w", err)
+		}
+		s.prod = st.Producer()
+		s.closers = append(s.closers, s.prod.Close)
+		cons, err := st.Consumer(ctx, consumerName)
+		if err != nil {
+			return nil, fmt.Errorf("stream.kinesis: %w", err)
+		}
+		s.cons = cons
+		s.closers = append(s.closers, cons.Close)
+		return s, nil
 	}
 	return nil, fmt.Errorf("stream.type %q is not supported", sc.Type)
 }
