@@ -11,6 +11,7 @@ import (
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/stream/embedded"
+	"github.com/binlake/binlake/internal/stream/kafka"
 	"github.com/binlake/binlake/internal/stream/kinesis"
 	"github.com/binlake/binlake/internal/stream/natsjs"
 )
@@ -98,6 +99,29 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		cons, err := st.Consumer(ctx, consumerName)
 		if err != nil {
 			return nil, fmt.Errorf("stream.kinesis: %w", err)
+		}
+		s.cons = cons
+		s.closers = append(s.closers, cons.Close)
+		return s, nil
+	case config.StreamKafka:
+		k := sc.Kafka
+		st, err := kafka.Open(ctx, kafka.Options{
+			Brokers: k.Brokers, Topic: k.TopicFor(cfg.Task), Partitions: sc.Partitions, Create: k.Create,
+			ReplicationFactor: k.ReplicationFactor, MaxMessageBytes: int(k.MaxMessageBytes),
+			StateDir: cfg.StateDir, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stream.kafka: %w", err)
+		}
+		prod, err := st.Producer()
+		if err != nil {
+			return nil, fmt.Errorf("stream.kafka: %w", err)
+		}
+		s.prod = prod
+		s.closers = append(s.closers, prod.Close)
+		cons, err := st.Consumer(ctx, consumerName)
+		if err != nil {
+			return nil, fmt.Errorf("stream.kafka: %w", err)
 		}
 		s.cons = cons
 		s.closers = append(s.closers, cons.Close)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/task"
@@ -39,6 +40,16 @@ var streamBackends = map[string]func(t *testing.T) string{
 		k := testbed.NewKinesalite(t)
 		return fmt.Sprintf("stream:\n  type: kinesis\n  kinesis: {stream_name: wordpress-cdc, shards: 2, endpoint: %q, region: %s, access_key_id: %s, secret_access_key: %s}\n",
 			k.Endpoint, k.Region, k.AccessKey, k.SecretKey)
+	},
+	// An in-process Kafka cluster whose brokers take messages of at most
+	// 1 MiB: large rows travel in chunks.
+	"kafka": func(t *testing.T) string {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "1048576"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return fmt.Sprintf("stream:\n  type: kafka\n  kafka: {brokers: [%q]}\n", c.ListenAddrs()[0])
 	},
 }
 
