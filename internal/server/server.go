@@ -1,9 +1,11 @@
 // Package server serves a task's HTTP API: status and table statistics as
-// JSON, liveness and readiness probes, and Prometheus metrics.
+// JSON, liveness and readiness probes, Prometheus metrics and the web
+// console, a static page embedded in the binary that reads the API.
 package server
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,11 @@ import (
 
 	"github.com/binlake/binlake/internal/task"
 )
+
+// console is the web console: one page, no build step, no external assets.
+//
+//go:embed console.html
+var console []byte
 
 // StatusSource is what the server reports on.
 type StatusSource interface {
@@ -53,6 +60,13 @@ func Listen(addr string, src StatusSource, metrics prometheus.Gatherer, log *slo
 			ErrorHandling: promhttp.ContinueOnError,
 		}))
 	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		// Everything the page needs is in it; it talks to this server only.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'")
+		w.Write(console)
+	})
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

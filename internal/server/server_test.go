@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -320,7 +321,9 @@ func TestRoutes(t *testing.T) {
 		{http.MethodPost, "/api/v1/status", http.StatusMethodNotAllowed},
 		{http.MethodDelete, "/api/v1/tables/wordpress-db/wp_posts", http.StatusMethodNotAllowed},
 		{http.MethodHead, "/healthz", http.StatusOK},
-		{http.MethodGet, "/", http.StatusNotFound},
+		{http.MethodGet, "/", http.StatusOK},
+		{http.MethodPost, "/", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/index.html", http.StatusNotFound},
 		{http.MethodGet, "/metrics", http.StatusNotFound}, // no registry given
 		{http.MethodGet, "/api/v1/tables/wordpress-db", http.StatusNotFound},
 		{http.MethodGet, "/api/v1/tables/a/b/c", http.StatusNotFound},
@@ -376,5 +379,34 @@ func TestMetrics(t *testing.T) {
 	want := "# HELP binlake_test_total A test counter.\n# TYPE binlake_test_total counter\nbinlake_test_total{table=\"wordpress-db.wp_posts\"} 3\n"
 	if r.body != want {
 		t.Errorf("GET /metrics:\n%s\nwant:\n%s", r.body, want)
+	}
+}
+
+// TestConsole checks that the web console is served from the binary, reads
+// the status API, and loads nothing from elsewhere.
+func TestConsole(t *testing.T) {
+	base := startServer(t, &fakeSource{st: fixedStatus()})
+	r := get(t, base+"/")
+	if r.code != http.StatusOK || r.contentType != "text/html; charset=utf-8" {
+		t.Fatalf("GET /: %d %q", r.code, r.contentType)
+	}
+	for _, want := range []string{"<title>binlake</title>", `"api/v1/status"`, "setTimeout(poll, POLL_MS)", "const POLL_MS = 2000;",
+		"Table statistics", "full_load_progress_percent", "lag_seconds", "last_object", "warnings"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("the console does not contain %q", want)
+		}
+	}
+	// No CDN, no remote font: every URL in the page is relative.
+	if m := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|@import|url\(`).FindString(r.body); m != "" {
+		t.Errorf("the console loads something from elsewhere: %q", m)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self'") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy %q does not keep the page to this server", csp)
 	}
 }
