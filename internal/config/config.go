@@ -53,6 +53,13 @@ type Config struct {
 	IncludeTransactionDetails bool     `yaml:"include_transaction_details"`
 	Stream                    Stream   `yaml:"stream"`
 	Delivery                  Delivery `yaml:"delivery"`
+	// TableMappings is the path of an AWS DMS table-mapping JSON file,
+	// used as is: its selection rules select the tables (instead of
+	// Tables), its transformation rules apply before Transforms.Rules. See
+	// Mappings.
+	TableMappings string `yaml:"table_mappings"`
+	// Transforms change records on their way to the lake.
+	Transforms Transforms `yaml:"transforms"`
 	// Target is where batches are written: s3://bucket[/prefix],
 	// file:///absolute/path or file://relative/path.
 	Target string `yaml:"target"`
@@ -62,6 +69,8 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	HTTP     HTTP   `yaml:"http"`
 	Log      Log    `yaml:"log"`
+
+	mapped *Mappings // table_mappings as read; see mappings
 }
 
 // Before images, as DMS's BeforeImageSettings ColumnFilter.
@@ -141,6 +150,11 @@ type Delivery struct {
 	// "raw/{schema}/{table}/!{timestamp:yyyy/MM/dd}/". A prefix without
 	// placeholders gets the Partitioning layout appended.
 	Prefix string `yaml:"prefix"`
+	// ErrorPrefix is the key template of the error output, where records a
+	// transform fails are written: {kind} is processing-failed or
+	// format-conversion-failed. Empty means the root of Prefix followed
+	// by DefaultErrorLayout; see ErrorKeyTemplate.
+	ErrorPrefix string `yaml:"error_prefix"`
 	// Partitioning is the layout appended to a plain prefix: "time"
 	// ({schema}/{table}/{yyyy}/{MM}/{dd}/{HH}/, the default) or "hive"
 	// ({schema}/{table}/year={yyyy}/month={MM}/day={dd}/hour={HH}/).
@@ -242,10 +256,14 @@ func defaults() *Config {
 			Compression:  "gzip",
 			Partitioning: "time",
 		},
-		StateDir: "./binlake-state",
-		Log:      Log{Level: "info", Format: "text"},
+		Transforms: Transforms{Processor: defaultProcessor},
+		StateDir:   "./binlake-state",
+		Log:        Log{Level: "info", Format: "text"},
 	}
 }
+
+// defaultProcessor holds the defaults of transforms.processor.
+var defaultProcessor = Processor{Timeout: Duration(30 * time.Second), Retries: 2, Backoff: Duration(time.Second), BatchSize: 500}
 
 // Server ids derived from the task name fall in this range, away from the
 // small ids people give their own servers.

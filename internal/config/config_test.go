@@ -87,9 +87,10 @@ var goodConfigs = []struct {
 					Compression:  "gzip",
 					Partitioning: "time",
 				},
-				Target:   "file://./lake",
-				StateDir: "./binlake-state",
-				Log:      Log{Level: "info", Format: "text"},
+				Transforms: Transforms{Processor: defaultProcessor},
+				Target:     "file://./lake",
+				StateDir:   "./binlake-state",
+				Log:        Log{Level: "info", Format: "text"},
 			}
 		},
 	},
@@ -132,7 +133,8 @@ var goodConfigs = []struct {
 					Partitioning: "time",
 					Prefix:       "orders/",
 				},
-				Target: "s3://my-lake/cdc/orders",
+				Transforms: Transforms{Processor: defaultProcessor},
+				Target:     "s3://my-lake/cdc/orders",
 				S3: S3{
 					Region:          "eu-central-1",
 					Endpoint:        "https://s3.eu-central-1.amazonaws.com",
@@ -253,7 +255,7 @@ var badConfigs = []struct {
 		"source.mysql.pasword: unknown key 'pasword' at line 6, did you mean 'password'?",
 		"delivery.buffr: unknown key 'buffr' at line 10, did you mean 'buffer'?",
 		"region: unknown key 'region' at line 13; 'region' belongs at s3.region or stream.kinesis.region (check the indentation)",
-		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, cdc_start_position, before_image, include_transaction_details, stream, delivery, target, s3, state_dir, http, log)",
+		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, cdc_start_position, before_image, include_transaction_details, stream, delivery, table_mappings, transforms, target, s3, state_dir, http, log)",
 	}},
 	{"merge.bad.yml", []string{
 		"source.mysql.usr: unknown key 'usr' at line 4, did you mean 'user'?",

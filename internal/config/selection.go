@@ -3,7 +3,8 @@ package config
 import "fmt"
 
 // Selected reports whether the table schema.table is selected by the
-// Tables rules. Rules apply in order and the last rule whose pattern
+// Tables rules (or by the selection rules of table_mappings, when it has
+// some). Rules apply in order and the last rule whose pattern
 // matches decides: an include selects the table, an exclude drops it; a
 // table no rule matches is not selected. So
 //
@@ -21,7 +22,7 @@ import "fmt"
 // should cache the answer per table.
 func (c *Config) Selected(schema, table string) bool {
 	selected := false
-	for _, r := range c.Tables {
+	for _, r := range c.selectionRules() {
 		p, include := r.Include, true
 		if p == "" {
 			p, include = r.Exclude, false

@@ -82,6 +82,7 @@ func (c *Config) validate() []*FieldError {
 
 	ps.oneOf("migration", c.Migration, MigrationFullLoad, MigrationCDC, MigrationFullLoadAndCDC)
 
+	c.validateMappings(&ps)
 	c.validateTables(&ps)
 	if _, _, _, err := c.StartPosition(); err != nil {
 		ps.add("cdc_start_position", "%v", err)
@@ -95,6 +96,7 @@ func (c *Config) validate() []*FieldError {
 	}
 	c.validateStream(&ps)
 	c.validateDelivery(&ps)
+	c.validateTransforms(&ps)
 	c.validateTarget(&ps)
 
 	if c.StateDir == "" {
@@ -155,6 +157,8 @@ func (c *Config) validateTables(ps *problems) {
 		}
 	}
 	switch {
+	case len(c.mappings().Selection) > 0:
+		// table_mappings selects the tables; validateMappings checks it.
 	case len(c.Tables) == 0:
 		ps.add("tables", "must list at least one include rule (e.g. tables: [{include: \"mydb.%%\"}] for every table of mydb)")
 	case includes == 0:
