@@ -89,9 +89,11 @@ binlake_stream_failures_total{operation="publish"} 1
 
 type failingProducer struct{}
 
-func (failingProducer) Publish(context.Context, *stream.Message) error { return errors.New("stream full") }
-func (failingProducer) Flush(context.Context) error                    { return nil }
-func (failingProducer) Close() error                                   { return nil }
+func (failingProducer) Publish(context.Context, *stream.Message) error {
+	return errors.New("stream full")
+}
+func (failingProducer) Flush(context.Context) error { return nil }
+func (failingProducer) Close() error                { return nil }
 
 func TestNilIsANoOp(t *testing.T) {
 	var s *metrics.Stream
