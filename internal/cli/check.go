@@ -27,13 +27,23 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Validate a config file, then check the source, the target and the state directory; exit 1 if any check fails",
-		Long: `check validates the config file, then connects to the source and checks what the
-task depends on there (binlog settings, privileges, server id, selected tables, binlog
-retention, primary keys), lists and writes the target, and checks the state directory.
-It prints one line per check, OK, WARN or FAIL, with the fix for each problem, and exits
-1 if any check fails (2 for a bad config). binlake run makes the same source checks and
-refuses to start on a failed one.`,
+		Short: "Validate a config, then check the source, the target and the state directory without starting the task; exit 1 if a check fails",
+		Long: `check validates the config file, then checks what binlake run depends on, without
+starting the task:
+
+  - the source: it connects and checks the binlog settings (log_bin, binlog_format,
+    binlog_row_image, binlog_row_metadata; for a full-load task all but log_bin only
+    warn), the privileges, that source.mysql.server_id is not the source's own id, the
+    tables the selection rules select, the binlog retention (CDC tasks) and primary keys;
+  - the target: it lists the delivery prefix, then writes a small probe object under
+    <prefix>_binlake/check-<random> and deletes it again;
+  - the state directory: that it is writable, or can be created.
+
+It does not check the stream of stream.type nats, kinesis or kafka. It prints one line
+per check, OK, WARN or FAIL, each problem with its fix, then "ready: N checks, M
+warning(s)". Exit codes: 0 when no check fails (warnings allowed), 1 when one fails, 2 for
+bad flags or an invalid config. binlake run makes the same source checks at every start
+and refuses to start on a failed one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(path)

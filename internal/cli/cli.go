@@ -1,5 +1,6 @@
-// Package cli is binlake's command line: run, check, demo and version, with
-// the exit codes scripts rely on (0 done, 1 failed, 2 bad usage or config).
+// Package cli is binlake's command line: run, check, validate, status,
+// tables, demo and version, with the exit codes scripts rely on (0 done, 1
+// failed, 2 bad usage or config).
 package cli
 
 import (
@@ -49,7 +50,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCmd(stderr), checkCmd(stdout), validateCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout))
+	root.AddCommand(runCmd(stderr), checkCmd(stdout), validateCmd(stdout), statusCmd(stdout), tablesCmd(stdout),
+		demoCmd(stdout, stderr), versionCmd(stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	err := root.Execute()
 	if err == nil {
@@ -131,7 +133,7 @@ func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			defer cancel()
 			srv.Shutdown(ctx)
 		}()
-		log.Info("http api listening", "status", "http://"+srv.Addr()+"/api/v1/status", "metrics", "http://"+srv.Addr()+"/metrics")
+		log.Info("http api listening", "console", "http://"+srv.Addr()+"/", "status", "http://"+srv.Addr()+"/api/v1/status", "metrics", "http://"+srv.Addr()+"/metrics")
 	}
 	return t.Run(ctx)
 }

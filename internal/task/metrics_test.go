@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/binlake/binlake/internal/cli"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/server"
 	"github.com/binlake/binlake/internal/task"
@@ -106,6 +108,24 @@ delivery: {buffer: {size: 1MiB, interval: 1s}}
 	}
 	if items.LagSeconds == nil || st.LagSeconds == nil {
 		t.Errorf("lag: table %v, task %v; want both", items.LagSeconds, st.LagSeconds)
+	}
+
+	// binlake status and binlake tables read the same numbers.
+	var out, errOut bytes.Buffer
+	if code := cli.Main([]string{"status", "--url", base}, &out, &errOut); code != cli.ExitOK {
+		t.Fatalf("binlake status: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "task shop: Running (Load complete, replication ongoing)") ||
+		!regexp.MustCompile(`(?m)^ +shop\.items +Table completed +5 +3 +2 +1 +\d+ +\d+ *$`).MatchString(out.String()) {
+		t.Errorf("binlake status:\n%s", out.String())
+	}
+	out.Reset()
+	if code := cli.Main([]string{"tables", "--url", base, "--json", "shop.items"}, &out, &errOut); code != cli.ExitOK {
+		t.Fatalf("binlake tables: exit %d: %s", code, errOut.String())
+	}
+	var tables []task.TableStatus
+	if err := json.Unmarshal(out.Bytes(), &tables); err != nil || len(tables) != 1 || tables[0].Inserts != 3 || tables[0].Updates != 2 || tables[0].Deletes != 1 {
+		t.Errorf("binlake tables --json shop.items: %v\n%s", err, out.String())
 	}
 
 	fams := scrape(t, base)

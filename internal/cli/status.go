@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/binlake/binlake/internal/task"
+)
+
+// defaultAPI is where status and tables look when given neither --url nor
+// --config: the http.listen of the example config.
+const defaultAPI = "http://127.0.0.1:8080"
+
+// apiFlags say where a running task's HTTP API is.
+type apiFlags struct {
+	url     string
+	config  string
+	timeout time.Duration
+	json    bool
+}
+
+func (f *apiFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.url, "url", "", "base URL of the task's HTTP API (default "+defaultAPI+")")
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "take the API address from this pipeline config's http.listen")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the API")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
+}
+
+// base returns the API's base URL, without a trailing '/'.
+func (f *apiFlags) base() (string, error) {
+	switch {
+	case f.url != "" && f.config != "":
+		return "", usageError{errors.New("give --url or --config, not both")}
+	case f.config != "":
+		cfg, err := loadConfig(f.config)
+		if err != nil {
+			return "", err
+		}
+		if cfg.HTTP.Listen == "" {
+			return "", usageError{fmt.Errorf("%s sets no http.listen, so its task serves no API: set http.listen (e.g. 127.0.0.1:8080) and restart the task, or give --url", f.config)}
+		}
+		return listenURL(cfg.HTTP.Listen)
+	case f.url != "":
+		u, err := url.Parse(f.url)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", usageError{fmt.Errorf("--url %q: want an http:// or https:// URL such as %s", f.url, defaultAPI)}
+		}
+		return strings.TrimRight(f.url, "/"), nil
+	}
+	return defaultAPI, nil
+}
+
+// listenURL turns an http.listen address into a URL to reach it from this
+// machine: a wildcard or missing host becomes the loopback address.
+func listenURL(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", usageError{fmt.Errorf("http.listen %q: %w", listen, err)}
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// get reads path from the API into v and returns the body as it came.
+func (f *apiFlags) get(ctx context.Context, base, path string, v any) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading the task's API (is binlake run going, with http.listen at %s?): %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", base+path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("GET %s: %s", base+path, resp.Status)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, fmt.Errorf("GET %s: not a binlake API answer: %w", base+path, err)
+	}
+	return body, nil
+}
+
+func statusCmd(stdout io.Writer) *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print a running task's status, warnings and table statistics, read from its HTTP API",
+		Long: `status reads GET /api/v1/status from a running task (binlake run with http.listen set)
+and prints the task's status, its warnings and the table statistics, or with --json the
+API's JSON document. It exits 0 when it read the status of a task that has not failed,
+1 when the API cannot be read or the task's status is Failed, 2 for bad flags or config.`,
+		Example: `  binlake status --config pipeline.yaml
+  binlake status --url http://127.0.0.1:8080 --json | jq .warnings`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			base, err := f.base()
+			if err != nil {
+				return err
+			}
+			var st task.Status
+			body, err := f.get(cmd.Context(), base, "/api/v1/status", &st)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				stdout.Write(body)
+			} else {
+				st.WriteTable(stdout)
+			}
+			if st.Status == task.StatusFailed {
+				return fmt.Errorf("task %s failed: %s", st.Task, st.Reason)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func tablesCmd(stdout io.Writer) *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "tables [schema.table ...]",
+		Short: "Print a running task's table statistics (all tables, or the ones named), read from its HTTP API",
+		Long: `tables reads the table statistics from a running task's HTTP API: GET /api/v1/tables, or
+GET /api/v1/tables/{schema}/{table} for each table named (schema.table, split at the first
+dot). It prints state, full-load progress, rows, inserts, updates, deletes, DDLs, lag,
+objects, bytes, last update and last object, or with --json a JSON array of tables. It exits
+0 when every table was found, 1 when the API cannot be read or a named table is not part of
+the task, 2 for bad flags or config.`,
+		Example: `  binlake tables --config pipeline.yaml
+  binlake tables wordpress-db.wp_posts --json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				if s, t, ok := strings.Cut(a, "."); !ok || s == "" || t == "" {
+					return usageError{fmt.Errorf("table %q: want schema.table", a)}
+				}
+			}
+			base, err := f.base()
+			if err != nil {
+				return err
+			}
+			var tables []task.TableStatus
+			if len(args) == 0 {
+				if _, err := f.get(cmd.Context(), base, "/api/v1/tables", &tables); err != nil {
+					return err
+				}
+			}
+			var missing []error
+			for _, a := range args {
+				schema, table, _ := strings.Cut(a, ".")
+				var ts task.TableStatus
+				if _, err := f.get(cmd.Context(), base, "/api/v1/tables/"+url.PathEscape(schema)+"/"+url.PathEscape(table), &ts); err != nil {
+					missing = append(missing, err)
+					continue
+				}
+				tables = append(tables, ts)
+			}
+			if tables == nil {
+				tables = []task.TableStatus{}
+			}
+			if f.json {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(tables); err != nil {
+					return err
+				}
+			} else if len(tables) > 0 || len(args) == 0 {
+				task.WriteTables(stdout, tables)
+			}
+			return errors.Join(missing...)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
