@@ -12,30 +12,9 @@ import (
 	"github.com/binlake/binlake/internal/config"
 )
 
-// Object formats (delivery.format).
-const (
-	FormatJSON    = "json"
-	FormatParquet = "parquet"
-	FormatCSV     = "csv"
-)
-
-// Metadata columns of Parquet objects; CSV objects have the same columns
-// with "Op" first, as DMS writes it. A table column with one of these names
-// cannot be written in a typed format (its buffer falls back to JSON).
-const (
-	colOp         = "_op"
-	colPosition   = "_stream_position"
-	colCommitTime = "_commit_timestamp"
-	colTxID       = "_transaction_id"
-	colKey        = "_partition_key"
-	colZeroDates  = "_zero_dates" // Parquet only: date text a typed column cannot hold
-)
-
-var metadataColumns = []string{colOp, colPosition, colCommitTime, colTxID, colKey, colZeroDates}
-
 // typed reports whether the configured format writes typed objects (one
 // schema per object) rather than JSON lines.
-func typed(format string) bool { return format == FormatParquet || format == FormatCSV }
+func typed(format string) bool { return format == config.FormatParquet || format == config.FormatCSV }
 
 // tableRow is a data record decoded for a typed format.
 type tableRow struct {
@@ -54,14 +33,12 @@ type tableRow struct {
 // dropped: a control record, a column the definition does not have (or one
 // it has that the record lacks), a before-image, transaction details.
 func decodeRows(def *tableDef, lines []byte) ([]tableRow, error) {
-	for _, name := range def.Order {
-		if slices.Contains(metadataColumns, name) {
-			return nil, fmt.Errorf("column %q has the name of a metadata column", name)
+	index := make(map[string]int, len(def.Columns))
+	for i, c := range def.Columns {
+		if slices.Contains(change.MetadataColumns, c.Name) {
+			return nil, fmt.Errorf("column %q has the name of a metadata column", c.Name)
 		}
-	}
-	index := make(map[string]int, len(def.Order))
-	for i, name := range def.Order {
-		index[name] = i
+		index[c.Name] = i
 	}
 	var rows []tableRow
 	sc := bufio.NewScanner(bytes.NewReader(lines))
@@ -98,7 +75,7 @@ func decodeRows(def *tableDef, lines []byte) ([]tableRow, error) {
 			return nil, fmt.Errorf("record %s: commit-timestamp: %w", m.Position, err)
 		}
 		r := tableRow{op: change.Op(m.Operation), position: m.Position, commitTime: commit, key: m.Key,
-			values: make([]json.RawMessage, len(def.Order)), size: len(sc.Bytes()) + 1}
+			values: make([]json.RawMessage, len(def.Columns)), size: len(sc.Bytes()) + 1}
 		if m.TxID != nil {
 			r.txID, r.hasTxID = *m.TxID, true
 		}
@@ -109,8 +86,8 @@ func decodeRows(def *tableDef, lines []byte) ([]tableRow, error) {
 			}
 			r.values[i] = v
 		}
-		if len(w.Data) != len(def.Order) {
-			return nil, fmt.Errorf("record %s has %d columns, the table definition %d", m.Position, len(w.Data), len(def.Order))
+		if len(w.Data) != len(def.Columns) {
+			return nil, fmt.Errorf("record %s has %d columns, the table definition %d", m.Position, len(w.Data), len(def.Columns))
 		}
 		rows = append(rows, r)
 	}
@@ -160,7 +137,7 @@ func encodeTyped(dc config.Delivery, k bufKey, def *tableDef, lines []byte) ([]b
 	if err != nil {
 		return nil, "", err
 	}
-	if dc.Format == FormatParquet {
+	if dc.Format == config.FormatParquet {
 		body, err := encodeParquet(k.table, def, rows, dc.Parquet)
 		return body, ".parquet", err
 	}

@@ -25,7 +25,11 @@ const csvOpColumn = "Op"
 func encodeCSV(def *tableDef, rows []tableRow, header bool) ([]byte, error) {
 	var b []byte
 	if header {
-		for i, name := range append([]string{csvOpColumn, colPosition, colCommitTime, colTxID, colKey}, def.Order...) {
+		names := []string{csvOpColumn, change.ColumnPosition, change.ColumnCommitTime, change.ColumnTxID, change.ColumnKey}
+		for _, c := range def.Columns {
+			names = append(names, c.Name)
+		}
+		for i, name := range names {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -60,13 +64,13 @@ func encodeCSV(def *tableDef, rows []tableRow, header bool) ([]byte, error) {
 			case v[0] == '"':
 				s, err := jsonString(v)
 				if err != nil {
-					return nil, fmt.Errorf("record %s column %s: %w", r.position, def.Order[i], err)
+					return nil, fmt.Errorf("record %s column %s: %w", r.position, def.Columns[i].Name, err)
 				}
 				b = appendCSVQuoted(b, s)
 			case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
 				b = append(b, v...)
 			default:
-				return nil, fmt.Errorf("record %s column %s: %s is not a column value", r.position, def.Order[i], v)
+				return nil, fmt.Errorf("record %s column %s: %s is not a column value", r.position, def.Columns[i].Name, v)
 			}
 		}
 		b = append(b, '\n')

@@ -24,13 +24,6 @@ import (
 	"github.com/binlake/binlake/internal/config"
 )
 
-// Parquet key-value metadata of every object binlake writes.
-const (
-	parquetMetaTableDef = "binlake.table-def" // the table definition, as control records carry it
-	parquetMetaSchema   = "binlake.schema-name"
-	parquetMetaTable    = "binlake.table-name"
-)
-
 // colKind is how a MySQL column is stored in Parquet.
 type colKind int
 
@@ -66,8 +59,8 @@ var typeArgs = regexp.MustCompile(`^[a-z ]+\((\d+)(?:,(\d+))?\)`)
 
 // planColumn maps a MySQL column to its Parquet type, from its DATA_TYPE
 // and COLUMN_TYPE. Types without a typed mapping keep their JSON string.
-func planColumn(name string, c columnDef) parquetColumn {
-	pc := parquetColumn{name: name, kind: kindString}
+func planColumn(c change.ColumnDef) parquetColumn {
+	pc := parquetColumn{name: c.Name, kind: kindString}
 	args := typeArgs.FindStringSubmatch(strings.ToLower(c.Type))
 	arg := func(i int) int {
 		if args == nil || args[i] == "" {
@@ -167,21 +160,21 @@ func parquetCodec(name string) pqcompress.Codec {
 // its JSON form; one that does not is an error, except dates, whose text
 // goes to _zero_dates.
 func encodeParquet(table string, def *tableDef, rows []tableRow, opts config.Parquet) ([]byte, error) {
-	cols := make([]parquetColumn, len(def.Order))
+	cols := make([]parquetColumn, len(def.Columns))
 	temporal := false
-	for i, name := range def.Order {
-		cols[i] = planColumn(name, def.Columns[name])
+	for i, c := range def.Columns {
+		cols[i] = planColumn(c)
 		temporal = temporal || cols[i].kind == kindDate || cols[i].kind == kindDatetime
 	}
 	fields := []orderedField{
-		{colOp, parquet.Encoded(parquet.String(), &parquet.RLEDictionary)},
-		{colPosition, parquet.String()},
-		{colCommitTime, parquet.Timestamp(parquet.Microsecond)},
-		{colTxID, parquet.Optional(parquet.Uint(64))},
-		{colKey, parquet.String()},
+		{change.ColumnOp, parquet.Encoded(parquet.String(), &parquet.RLEDictionary)},
+		{change.ColumnPosition, parquet.String()},
+		{change.ColumnCommitTime, parquet.Timestamp(parquet.Microsecond)},
+		{change.ColumnTxID, parquet.Optional(parquet.Uint(64))},
+		{change.ColumnKey, parquet.String()},
 	}
 	if temporal {
-		fields = append(fields, orderedField{colZeroDates, parquet.Optional(parquet.String())})
+		fields = append(fields, orderedField{change.ColumnZeroDates, parquet.Optional(parquet.String())})
 	}
 	meta := len(fields)
 	for _, c := range cols {
@@ -194,9 +187,9 @@ func encodeParquet(table string, def *tableDef, rows []tableRow, opts config.Par
 		parquet.Compression(parquetCodec(opts.Compression)),
 		parquet.DataPageVersion(1), // the page version every reader knows
 		parquet.CreatedBy("binlake", "", ""),
-		parquet.KeyValueMetadata(parquetMetaTableDef, string(def.raw)),
-		parquet.KeyValueMetadata(parquetMetaSchema, schemaName),
-		parquet.KeyValueMetadata(parquetMetaTable, tableName),
+		parquet.KeyValueMetadata(change.ParquetTableDef, string(def.raw)),
+		parquet.KeyValueMetadata(change.ParquetSchema, schemaName),
+		parquet.KeyValueMetadata(change.ParquetTable, tableName),
 	)
 	row := make(parquet.Row, len(fields))
 	groupBytes := 0
@@ -213,7 +206,7 @@ func encodeParquet(table string, def *tableDef, rows []tableRow, opts config.Par
 		for i, c := range cols {
 			v, text, err := c.value(r.values[i])
 			if err != nil {
-				return nil, fmt.Errorf("record %s column %s (%s): %w", r.position, c.name, def.Columns[c.name].Type, err)
+				return nil, fmt.Errorf("record %s column %s (%s): %w", r.position, c.name, def.Columns[i].Type, err)
 			}
 			if text != "" {
 				zero = append(zero, c.name, text)

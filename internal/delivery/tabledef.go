@@ -17,43 +17,21 @@ import (
 // types, in table order, and the primary key. Parquet and CSV objects are
 // written in the shape of the definition in effect for their records.
 type tableDef struct {
-	Columns    map[string]columnDef `json:"columns"`
-	Order      []string             `json:"column-order"`
-	PrimaryKey []string             `json:"primary-key"`
-
-	raw json.RawMessage // as received, saved in delivery.json and in Parquet metadata
+	*change.TableDef
+	raw json.RawMessage // compact JSON, saved in delivery.json and in Parquet metadata
 }
 
-// columnDef is one column: COLUMN_TYPE and DATA_TYPE of information_schema.
-type columnDef struct {
-	Type     string `json:"type"`      // e.g. "bigint(20) unsigned", "decimal(10,3)", "datetime(6)"
-	DataType string `json:"data-type"` // e.g. "bigint", "decimal", "datetime"
-	Nullable bool   `json:"nullable"`
-}
-
-// parseTableDef reads a table definition and checks that it is whole: every
-// column in the order has a type, and no column is listed twice.
+// parseTableDef reads a table definition in its JSON form.
 func parseTableDef(raw []byte) (*tableDef, error) {
-	var d tableDef
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, fmt.Errorf("table definition: %w", err)
-	}
-	if len(d.Order) == 0 || len(d.Order) != len(d.Columns) {
-		return nil, fmt.Errorf("table definition: %d columns in column-order, %d described", len(d.Order), len(d.Columns))
-	}
-	seen := map[string]bool{}
-	for _, name := range d.Order {
-		if _, ok := d.Columns[name]; !ok || seen[name] {
-			return nil, fmt.Errorf("table definition: column %q is listed twice or not described", name)
-		}
-		seen[name] = true
+	def, err := change.ParseTableDef(raw)
+	if err != nil {
+		return nil, err
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, raw); err != nil {
 		return nil, fmt.Errorf("table definition: %w", err)
 	}
-	d.raw = compact.Bytes()
-	return &d, nil
+	return &tableDef{TableDef: def, raw: compact.Bytes()}, nil
 }
 
 // controlTableDef returns the table definition of a control record's JSON,

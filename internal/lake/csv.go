@@ -23,7 +23,7 @@ func isCSV(key string) bool { return csvObjectName.MatchString(key) }
 type csvDefinition struct {
 	schema, table string
 	position      string
-	def           tableDef
+	def           *change.TableDef
 }
 
 // csvTable finds the table of a CSV object and the definition in effect
@@ -64,7 +64,10 @@ func csvTable(key string, defs []csvDefinition) (*csvDefinition, error) {
 // quoted fields are text, unquoted ones numbers, empty unquoted ones NULL.
 func decodeCSV(key string, text []byte, d *csvDefinition) ([]Record, error) {
 	var out []Record
-	names := d.def.Order
+	var names []string
+	for _, c := range d.def.Columns {
+		names = append(names, c.Name)
+	}
 	line := 0
 	for len(text) > 0 {
 		line++

@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/objstore"
 )
 
@@ -112,11 +113,11 @@ func DecodeObjects(objs []Object) ([]Record, error) {
 			if r.TableDef == nil {
 				continue
 			}
-			d := csvDefinition{schema: r.Schema, table: r.Table, position: r.Position}
-			if err := json.Unmarshal(r.TableDef, &d.def); err != nil {
+			def, err := change.ParseTableDef(r.TableDef)
+			if err != nil {
 				return nil, fmt.Errorf("%s: table definition at %s: %w", o.Key, r.Position, err)
 			}
-			defs = append(defs, d)
+			defs = append(defs, csvDefinition{schema: r.Schema, table: r.Table, position: r.Position, def: def})
 		}
 	}
 	var out []Record

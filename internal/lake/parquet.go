@@ -19,30 +19,12 @@ import (
 	"github.com/binlake/binlake/internal/change"
 )
 
-// Metadata columns of binlake's Parquet and CSV objects (see
-// docs/format.md#parquet); every other column is a table column.
-const (
-	colOp         = "_op"
-	colPosition   = "_stream_position"
-	colCommitTime = "_commit_timestamp"
-	colTxID       = "_transaction_id"
-	colKey        = "_partition_key"
-	colZeroDates  = "_zero_dates"
-)
-
-// tableDef is the part of a table definition the readers need.
-type tableDef struct {
-	Columns map[string]struct {
-		Type string `json:"type"`
-	} `json:"columns"`
-	Order []string `json:"column-order"`
-}
-
 var fractionDigits = regexp.MustCompile(`^(?:datetime|timestamp)\((\d)\)`)
 
-// fsp is the number of fraction digits of a DATETIME or TIMESTAMP column.
-func (d *tableDef) fsp(column string) int {
-	m := fractionDigits.FindStringSubmatch(strings.ToLower(d.Columns[column].Type))
+// fsp is the number of fraction digits of a DATETIME or TIMESTAMP column
+// type ("datetime(3)"), 0 for others.
+func fsp(columnType string) int {
+	m := fractionDigits.FindStringSubmatch(strings.ToLower(columnType))
 	if m == nil {
 		return 0
 	}
@@ -59,15 +41,19 @@ func decodeParquet(key string, body []byte) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	schema, _ := f.Lookup("binlake.schema-name")
-	table, _ := f.Lookup("binlake.table-name")
-	rawDef, ok := f.Lookup("binlake.table-def")
+	schema, _ := f.Lookup(change.ParquetSchema)
+	table, _ := f.Lookup(change.ParquetTable)
+	rawDef, ok := f.Lookup(change.ParquetTableDef)
 	if !ok || schema == "" || table == "" {
 		return nil, fmt.Errorf("%s: not a Parquet object written by binlake (no binlake.table-def, binlake.schema-name or binlake.table-name metadata)", key)
 	}
-	var def tableDef
-	if err := json.Unmarshal([]byte(rawDef), &def); err != nil {
+	def, err := change.ParseTableDef([]byte(rawDef))
+	if err != nil {
 		return nil, fmt.Errorf("%s: binlake.table-def: %w", key, err)
+	}
+	types := map[string]string{}
+	for _, c := range def.Columns {
+		types[c.Name] = c.Type
 	}
 	fields := f.Schema().Fields()
 	cols := make([]func(parquet.Value) (any, error), len(fields))
@@ -77,17 +63,17 @@ func decodeParquet(key string, body []byte) ([]Record, error) {
 		if !field.Leaf() {
 			return nil, fmt.Errorf("%s: column %s is not a leaf", key, field.Name())
 		}
-		cols[i], err = parquetValue(field, def.fsp(field.Name()))
+		cols[i], err = parquetValue(field, fsp(types[field.Name()]))
 		if err != nil {
 			return nil, fmt.Errorf("%s: column %s: %w", key, field.Name(), err)
 		}
 	}
-	for _, name := range []string{colOp, colPosition, colKey} {
+	for _, name := range []string{change.ColumnOp, change.ColumnPosition, change.ColumnKey} {
 		if _, ok := index[name]; !ok {
 			return nil, fmt.Errorf("%s: no %s column", key, name)
 		}
 	}
-	zeroCol, hasZero := index[colZeroDates]
+	zeroCol, hasZero := index[change.ColumnZeroDates]
 	var out []Record
 	buf := make([]parquet.Row, 128)
 	for _, rg := range f.RowGroups() {
@@ -99,19 +85,19 @@ func decodeParquet(key string, body []byte) ([]Record, error) {
 				var zero map[string]string
 				if hasZero && !row[zeroCol].IsNull() {
 					if err := json.Unmarshal(row[zeroCol].ByteArray(), &zero); err != nil {
-						return nil, fmt.Errorf("%s: %s: %w", key, colZeroDates, err)
+						return nil, fmt.Errorf("%s: %s: %w", key, change.ColumnZeroDates, err)
 					}
 				}
 				for i, v := range row {
 					name := fields[i].Name()
 					switch name {
-					case colOp:
+					case change.ColumnOp:
 						rec.Op = string(v.ByteArray())
-					case colPosition:
+					case change.ColumnPosition:
 						rec.Position = string(v.ByteArray())
-					case colKey:
+					case change.ColumnKey:
 						rec.Key = string(v.ByteArray())
-					case colCommitTime, colTxID, colZeroDates:
+					case change.ColumnCommitTime, change.ColumnTxID, change.ColumnZeroDates:
 					default:
 						x, err := cols[i](v)
 						if err != nil {
