@@ -12,6 +12,7 @@ import (
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/task"
 	"github.com/binlake/binlake/internal/testbed"
+	"github.com/binlake/binlake/internal/validate"
 )
 
 // TestCompressionsReadByDuckDB runs the pipeline once per compression and
@@ -146,6 +147,13 @@ func TestTypedFormatsReadByDuckDB(t *testing.T) {
 				if _, ok := row[column].(string); !ok {
 					t.Errorf("wp_options %s: %s = %#v after the ALTER TABLE, want a decimal", key, column, row[column])
 				}
+			}
+			// binlake validate reads the typed lake too.
+			results, err := validate.Run(t.Context(), validate.Options{Config: cfg, Bucket: b, Rounds: 1})
+			if err != nil || !validate.OK(results) {
+				var out strings.Builder
+				validate.Print(&out, results)
+				t.Errorf("validate: %v\n%s", err, out.String())
 			}
 			recs, err := lake.Read(t.Context(), b, cfg.Delivery.Prefix)
 			if err != nil {
