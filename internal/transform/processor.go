@@ -99,6 +99,7 @@ func (p *Pipeline) process(ctx context.Context, in []Input, out []Output, idx []
 		for j, i := range chunk {
 			raw := out[i].Data
 			schema, table := sent[i].meta.str("schema-name"), sent[i].meta.str("table-name")
+			newSchema, newTable := sent[i].meta.current("schema-name"), sent[i].meta.current("table-name")
 			if cerr != nil {
 				out[i] = p.failure(&in[i], out[i].Table, config.ErrorProcessingFailed, attempts, cerr.code, cerr.msg, raw, schema, table)
 				continue
@@ -111,7 +112,7 @@ func (p *Pipeline) process(ctx context.Context, in []Input, out []Output, idx []
 					out[i] = p.failure(&in[i], out[i].Table, config.ErrorProcessingFailed, attempts, "Processor.InvalidData", "the processor returned data that is not base64: "+err.Error(), raw, schema, table)
 					continue
 				}
-				line, code, msg := checkOutput(data, schema, table)
+				line, code, msg := checkOutput(data, newSchema, newTable)
 				if code != "" {
 					kind := config.ErrorFormatConversionFailed
 					if code == "Processor.RoutingChanged" {

@@ -312,3 +312,27 @@ func TestProcessorCancel(t *testing.T) {
 		t.Fatalf("no error; got %+v", out)
 	}
 }
+
+// TestProcessorAfterRename: the processor gets the record as the rules
+// left it and may keep its (new) names; error lines name the source.
+func TestProcessorAfterRename(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req procRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		resp, _ := lambda("ok", &req)
+		json.NewEncoder(w).Encode(resp)
+	}))
+	defer srv.Close()
+	p := newPipeline(t, processorConfig("url: "+srv.URL)+"  rules:\n    - {action: rename, target: table, table: wp_posts, value: posts}\n")
+	recs := []string{post(1, "publish", "a"), post(2, "trash", "b")}
+	out := apply(t, p, "wordpress.wp_posts", recs...)
+	want := strings.Replace(strings.Replace(recs[0], `"a"`, `"A"`, 1), `"table-name":"wp_posts"`, `"table-name":"posts"`, 1)
+	if out[0].Result != Ok || out[0].Table != "wordpress.posts" || string(out[0].Data) != want {
+		t.Errorf("got %s %s %s\nwant %s", out[0].Result, out[0].Table, out[0].Data, want)
+	}
+	e := decodeErrorLine(t, out[1].Data)
+	if out[1].Result != Failed || out[1].Table != "wordpress.posts" || e.Table != "wp_posts" ||
+		string(e.RawData) != strings.Replace(recs[1], `"table-name":"wp_posts"`, `"table-name":"posts"`, 1) {
+		t.Errorf("got %s %s %+v %s", out[1].Result, out[1].Table, e, e.RawData)
+	}
+}

@@ -53,7 +53,8 @@ func (o *object) get(name string) ([]byte, bool) {
 	return nil, false
 }
 
-// str returns the value of a string member (metadata fields).
+// str returns the value of a string member (metadata fields) at the
+// source.
 func (o *object) str(name string) string {
 	raw, ok := o.get(name)
 	if !ok {
@@ -64,6 +65,20 @@ func (o *object) str(name string) string {
 		return ""
 	}
 	return s
+}
+
+// current returns the value of a string member as the rules left it.
+func (o *object) current(name string) string {
+	for _, f := range o.fields {
+		if f.srcName == name {
+			var s string
+			if json.Unmarshal(f.raw, &s) != nil {
+				return ""
+			}
+			return s
+		}
+	}
+	return ""
 }
 
 func (o *object) set(name string, raw []byte) {
