@@ -25,6 +25,7 @@ import (
 	"github.com/binlake/binlake/internal/keytemplate"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
+	"github.com/binlake/binlake/internal/transform"
 )
 
 // TableStats counts what was delivered for one table, exactly once: records
@@ -73,6 +74,9 @@ type Intent struct {
 	// TableDef is the last table definition the object's control records
 	// carry; it becomes the (partition, table)'s definition when stored.
 	TableDef json.RawMessage `json:"table_def,omitempty"`
+	// Errors are the error output objects of the flush, written before
+	// Key: they count only if Key is stored.
+	Errors []string `json:"error_keys,omitempty"`
 }
 
 const stateFormatVersion = 1
@@ -84,6 +88,9 @@ type Options struct {
 	Bucket   objstore.Bucket
 	StateDir string
 	Logger   *slog.Logger
+	// Transform, if not nil, is applied to every record before it is
+	// buffered (see transform.Pipeline).
+	Transform *transform.Pipeline
 }
 
 // Delivery is the lake side of a task.
@@ -95,6 +102,8 @@ type Delivery struct {
 	path   string
 
 	keys      *keytemplate.Template
+	errKeys   map[string]*keytemplate.Template // error output, by kind
+	tf        *transform.Pipeline
 	buffers   map[bufKey]*buffer
 	fetched   string    // position of the newest record fetched from the stream
 	fetchedAt time.Time // its commit time
@@ -127,6 +136,8 @@ type buffer struct {
 	// lines (the json format, control records, a table not yet defined).
 	def    *tableDef
 	newDef *tableDef // the last definition carried by a buffered control record
+
+	errs map[string]*bytes.Buffer // error output lines of failed records, by kind
 }
 
 // New returns a Delivery; Run starts it.
@@ -137,6 +148,8 @@ func New(opts Options) *Delivery {
 	}
 	return &Delivery{
 		keys:    keys,
+		errKeys: errorKeys(opts.Config),
+		tf:      opts.Transform,
 		cfg:     opts.Config,
 		cons:    opts.Consumer,
 		bucket:  opts.Bucket,
@@ -217,6 +230,9 @@ func (d *Delivery) recover(ctx context.Context, existed bool) error {
 			d.log.Info("recovered an object written before a crash", "key", in.Key)
 		} else {
 			d.log.Info("an object interrupted by a crash was not stored; its records are written again", "key", in.Key)
+			if err := d.deleteErrorObjects(ctx, in); err != nil {
+				return err
+			}
 		}
 		delete(d.state.Pending, k)
 	}
@@ -280,8 +296,12 @@ func (d *Delivery) Run(ctx context.Context, drain <-chan struct{}) error {
 			}
 			return err
 		}
-		for _, m := range msgs {
-			if err := d.add(ctx, m); err != nil {
+		results, err := d.transform(ctx, msgs)
+		if err != nil {
+			return err
+		}
+		for i, m := range msgs {
+			if err := d.add(ctx, m, results[i]); err != nil {
 				return err
 			}
 			if m.Position > d.fetched {
@@ -314,7 +334,7 @@ func (d *Delivery) nextDeadline() time.Time {
 	return next
 }
 
-func (d *Delivery) add(ctx context.Context, m *stream.Delivered) error {
+func (d *Delivery) add(ctx context.Context, m *stream.Delivered, res transform.Output) error {
 	k := bufKey{table: m.Table, partition: m.Partition}
 	d.mu.Lock()
 	stored := d.state.Stored[k.String()]
@@ -346,16 +366,17 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered) error {
 		b.first = m
 	}
 	d.mu.Lock()
-	b.data.Write(m.Data)
-	b.data.WriteByte('\n')
+	b.write(m, res)
 	d.mu.Unlock()
 	b.msgs = append(b.msgs, m)
 	b.last = m.Position
 	if m.CommitTime.After(b.newest) {
 		b.newest = m.CommitTime
 	}
-	count(&b.counts, &b.reloaded, m)
-	d.noteTableDef(b, m)
+	if res.Result == transform.Ok {
+		count(&b.counts, &b.reloaded, m)
+		d.noteTableDef(b, m)
+	}
 	return nil
 }
 
@@ -438,12 +459,26 @@ func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 		d.mu.Unlock()
 		return nil
 	}
-	body, ext, err := d.encodeObject(b)
+	objs, err := d.errorObjects(b)
 	if err != nil {
 		return err
 	}
-	key := d.objectKey(b, ext)
+	if b.data.Len() > 0 {
+		body, ext, err := d.encodeObject(b)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, object{d.objectKey(b, ext), body})
+	}
+	if len(objs) == 0 {
+		return d.settleDropped(ctx, b)
+	}
+	key, body := objs[len(objs)-1].key, objs[len(objs)-1].body
+	objs = objs[:len(objs)-1]
 	in := &Intent{Key: key, Last: b.last, Counts: b.counts, Reload: b.reloaded, Newest: b.newest, Size: len(body)}
+	for _, o := range objs {
+		in.Errors = append(in.Errors, o.key)
+	}
 	if b.newDef != nil {
 		in.TableDef = b.newDef.raw
 	}
@@ -453,6 +488,11 @@ func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 	d.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	for _, o := range objs {
+		if err := d.put(ctx, o.key, o.body); err != nil {
+			return err
+		}
 	}
 	if err := d.put(ctx, key, body); err != nil {
 		return err
@@ -542,8 +582,13 @@ func (d *Delivery) commitLocked(k string, in *Intent) {
 // says what the object covers, whatever the template: a lost delivery
 // checkpoint can be rebuilt from a listing.
 func (d *Delivery) objectKey(b *buffer, ext string) string {
+	return d.keyIn(d.keys, b, ext)
+}
+
+// keyIn names b's object under the key template t.
+func (d *Delivery) keyIn(t *keytemplate.Template, b *buffer, ext string) string {
 	schema, table, _ := strings.Cut(b.key.table, ".")
-	dir := d.keys.Render(keytemplate.Values{Schema: schema, Table: table, Task: d.cfg.Task, Partition: b.key.partition, Time: b.oldest})
+	dir := t.Render(keytemplate.Values{Schema: schema, Table: table, Task: d.cfg.Task, Partition: b.key.partition, Time: b.oldest})
 	if dir != "" && !strings.HasSuffix(dir, "/") {
 		dir += "/"
 	}
