@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lake"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/task"
@@ -32,25 +33,7 @@ func TestCompressionsReadByDuckDB(t *testing.T) {
 		t.Run(compression, func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := testConfig(t, m, "file://"+dir, fmt.Sprintf("delivery: {buffer: {size: 64KiB, interval: 1s}, prefix: \"wordpress-db/\", compression: %s}\n", compression))
-			tk := task.New(cfg, logger(t))
-			ctx, stop := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- tk.Run(ctx) }()
-			waitFor(t, 60e9, func() bool { return tk.Status().Detail == "Load complete, replication ongoing" })
-			for range 40 {
-				if err := work.Step(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			waitCaughtUp(t, tk, m)
-			stop()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			b, err := objstore.NewFile(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := runDrained(t, m, cfg, dir, func() { steps(t, work, 40) })
 			assertLakeEqualsSource(t, b, cfg, false)
 			if compression == "snappy" {
 				return // DuckDB does not read framed snappy JSON
@@ -111,37 +94,17 @@ func TestTypedFormatsReadByDuckDB(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := testConfig(t, m, "file://"+dir, fmt.Sprintf("delivery: {buffer: {size: 64KiB, interval: 1s}, prefix: \"wordpress-db/\", %s}\n", tc.delivery))
-			tk := task.New(cfg, logger(t))
-			ctx, stop := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- tk.Run(ctx) }()
-			waitFor(t, 60e9, func() bool { return tk.Status().Detail == "Load complete, replication ongoing" })
-			for range 20 {
-				if err := work.Step(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// Every row is updated after the ALTER, so every row's last
-			// record has the new column.
 			column := fmt.Sprintf("typed_%d", i)
-			if err := m.Exec(t.Context(), "ALTER TABLE `wordpress-db`.wp_options ADD COLUMN "+column+" decimal(6,2) NULL",
-				"UPDATE `wordpress-db`.wp_options SET "+column+" = option_id / 4"); err != nil {
-				t.Fatal(err)
-			}
-			for range 20 {
-				if err := work.Step(t.Context()); err != nil {
+			b := runDrained(t, m, cfg, dir, func() {
+				steps(t, work, 20)
+				// Every row is updated after the ALTER, so every row's last
+				// record has the new column.
+				if err := m.Exec(t.Context(), "ALTER TABLE `wordpress-db`.wp_options ADD COLUMN "+column+" decimal(6,2) NULL",
+					"UPDATE `wordpress-db`.wp_options SET "+column+" = option_id / 4"); err != nil {
 					t.Fatal(err)
 				}
-			}
-			waitCaughtUp(t, tk, m)
-			stop()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			b, err := objstore.NewFile(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+				steps(t, work, 20)
+			})
 			rp := assertLakeEqualsSource(t, b, cfg, false)
 			for key, row := range rp.Tables["wordpress-db.wp_options"] {
 				if _, ok := row[column].(string); !ok {
@@ -224,5 +187,38 @@ func TestTypedFormatsReadByDuckDB(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// runDrained runs a task with cfg until its full load is done, then runs
+// during, waits until capture has caught up with the source, drains the
+// task, and returns its lake in dir.
+func runDrained(t *testing.T, m *testbed.MariaDB, cfg *config.Config, dir string, during func()) objstore.Bucket {
+	t.Helper()
+	tk := task.New(cfg, logger(t))
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tk.Run(ctx) }()
+	waitFor(t, 60e9, func() bool { return tk.Status().Detail == "Load complete, replication ongoing" })
+	during()
+	waitCaughtUp(t, tk, m)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b, err := objstore.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// steps runs n steps of the workload.
+func steps(t *testing.T, work *testbed.Workload, n int) {
+	t.Helper()
+	for range n {
+		if err := work.Step(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
