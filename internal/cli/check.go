@@ -53,6 +53,9 @@ and refuses to start on a failed one.`,
 			ctx := cmd.Context()
 			findings := []capture.Finding{{Check: "config", Level: capture.LevelOK,
 				Detail: fmt.Sprintf("%s: task %s, %s, target %s", path, cfg.Task, cfg.Migration, cfg.Target)}}
+			for _, w := range cfg.Warnings() {
+				findings = append(findings, capture.Finding{Check: "config", Level: capture.LevelWarn, Detail: w})
+			}
 			findings = append(findings, capture.Preflight(ctx, cfg)...)
 			findings = append(findings, checkTarget(ctx, cfg), checkStateDir(cfg.StateDir))
 			var fails, warns int

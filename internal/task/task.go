@@ -22,6 +22,7 @@ import (
 	"github.com/binlake/binlake/internal/delivery"
 	"github.com/binlake/binlake/internal/metrics"
 	"github.com/binlake/binlake/internal/stream"
+	"github.com/binlake/binlake/internal/transform"
 )
 
 // Task states, in DMS's words.
@@ -108,9 +109,17 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	defer st.close()
 	prod, cons := t.stream.WrapProducer(st.prod), st.cons
 
+	tf, err := transform.New(cfg, t.log.With("component", "transform"))
+	if err != nil {
+		return fmt.Errorf("transforms: %w", err)
+	}
+	for _, w := range cfg.Warnings() {
+		t.log.Warn(w)
+	}
+
 	t.mu.Lock()
 	t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})
-	t.delivery = delivery.New(delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery")})
+	t.delivery = delivery.New(delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery"), Transform: tf})
 	t.mu.Unlock()
 	if err := t.delivery.Load(); err != nil {
 		return err
