@@ -27,8 +27,8 @@ type Transforms struct {
 	Processor Processor `yaml:"processor"`
 }
 
-// Enabled reports whether any transform is configured (in this section or
-// in table_mappings).
+// TransformsEnabled reports whether any transform is configured (in
+// transforms or in table_mappings).
 func (c *Config) TransformsEnabled() bool {
 	t := c.Transforms
 	if len(t.Rules) > 0 || len(t.Filters) > 0 || t.Processor.Enabled() {
