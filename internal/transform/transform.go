@@ -250,13 +250,38 @@ func (p *Pipeline) Apply(ctx context.Context, in []Input) ([]Output, error) {
 			sent[i] = rec
 		}
 	}
-	if len(toProc) == 0 {
-		return out, nil
+	if len(toProc) > 0 {
+		if err := p.process(ctx, in, out, toProc, sent); err != nil {
+			return nil, err
+		}
 	}
-	if err := p.process(ctx, in, out, toProc, sent); err != nil {
-		return nil, err
-	}
+	p.logFailures(in, out)
 	return out, nil
+}
+
+// logFailures says once per batch how many records failed, with the first
+// failure's error (each one is at debug level, and all are in the error
+// output).
+func (p *Pipeline) logFailures(in []Input, out []Output) {
+	n, first := 0, -1
+	for i := range out {
+		if out[i].Result == Failed {
+			if first < 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	var e struct {
+		Code string `json:"errorCode"`
+		Msg  string `json:"errorMessage"`
+	}
+	json.Unmarshal(out[first].Data, &e)
+	p.log.Warn("records failed in the transforms and go to the error output", "records", n, "of", len(out),
+		"first_table", in[first].Table, "first_position", in[first].Position, "first_code", e.Code, "first_error", e.Msg)
 }
 
 // applyRules runs the filters and rules on one record.
@@ -416,7 +441,7 @@ func objectVars(o *object) map[string]any {
 // {attemptsMade, errorCode, errorMessage, rawData, stream-position,
 // schema, table}, with Firehose's field names.
 func (p *Pipeline) failure(in *Input, route, kind string, attempts int, code, msg string, raw []byte, schema, table string) Output {
-	p.log.Warn("a record failed and goes to the error output", "kind", kind, "code", code, "error", msg, "position", in.Position, "table", in.Table)
+	p.log.Debug("a record failed and goes to the error output", "kind", kind, "code", code, "error", msg, "position", in.Position, "table", in.Table)
 	return Output{Result: Failed, Table: route, Kind: kind, Data: ErrorLine(attempts, code, msg, raw, in.Position, schema, table)}
 }
 
