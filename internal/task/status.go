@@ -199,12 +199,14 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 		}
 	}
 	if running {
+		maxAge, maxAgeKey := t.streamRetention()
 		s.Warnings = health{
 			cdc:           t.cfg.Migration != config.MigrationFullLoad,
 			captureBehind: ob.behind,
 			retention:     ob.retention,
 			deliveryLag:   deliveryBehind,
-			streamMaxAge:  t.streamRetention(),
+			streamMaxAge:  maxAge,
+			streamMaxKey:  maxAgeKey,
 			tables:        s.Tables,
 			refusal:       t.target.Refusing(),
 		}.warnings()
@@ -213,12 +215,16 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 }
 
 // streamRetention is the age at which the stream drops records, delivered
-// or not (0: unknown).
-func (t *Task) streamRetention() time.Duration {
-	if t.cfg.Stream.Type == "embedded" {
-		return t.cfg.Stream.Embedded.MaxAge.D()
+// or not, and the key that sets it; 0 when binlake does not know it (a
+// Kinesis stream's retention period, a Kafka topic's retention.ms).
+func (t *Task) streamRetention() (time.Duration, string) {
+	switch t.cfg.Stream.Type {
+	case config.StreamEmbedded:
+		return t.cfg.Stream.Embedded.MaxAge.D(), "stream.embedded.max_age"
+	case config.StreamNATS:
+		return t.cfg.Stream.NATS.MaxAge.D(), "stream.nats.max_age"
 	}
-	return 0
+	return 0, ""
 }
 
 // loadProgress is a table's full-load progress in percent and its weight in

@@ -24,7 +24,7 @@ const (
 	// of the source's binlog retention.
 	WarnBinlogRetention = "binlog_retention"
 	// WarnStreamRetention: delivery holds a record older than half of the
-	// stream's max_age.
+	// stream's max_age (embedded and nats streams).
 	WarnStreamRetention = "stream_retention"
 	// WarnTableError: a table is in "Table error".
 	WarnTableError = "table_error"
@@ -42,6 +42,7 @@ type health struct {
 	retention     capture.Retention
 	deliveryLag   time.Duration
 	streamMaxAge  time.Duration // 0: unknown
+	streamMaxKey  string        // the config key of streamMaxAge
 	tables        []TableStatus
 	refusal       metrics.Refusal
 }
@@ -60,8 +61,8 @@ func (h health) warnings() []Warning {
 		out = append(out, Warning{Code: WarnStreamRetention, Message: fmt.Sprintf(
 			"delivery holds a record committed %s ago, more than half of the stream's max_age (%s): "+
 				"records still undelivered at max_age are dropped from the stream and lost to the lake; "+
-				"find out why delivery is behind (target_refusing_writes?), or raise stream.embedded.max_age",
-			roundDuration(h.deliveryLag), roundDuration(h.streamMaxAge))})
+				"find out why delivery is behind (target_refusing_writes?), or raise %s",
+			roundDuration(h.deliveryLag), roundDuration(h.streamMaxAge), h.streamMaxKey)})
 	}
 	for _, t := range h.tables {
 		if t.State == capture.StateError {

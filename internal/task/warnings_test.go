@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/metrics"
 )
 
@@ -28,8 +29,8 @@ func TestWarnings(t *testing.T) {
 		{name: "retention 0 means binlogs are kept forever", h: health{cdc: true, captureBehind: 1000 * week, retention: capture.Retention{Known: true}}},
 		{name: "retention unknown", h: health{cdc: true, captureBehind: 1000 * week}},
 		{name: "a full-load task reads no binlog", h: health{captureBehind: week, retention: retention}},
-		{name: "delivery behind half the stream's max_age", h: health{deliveryLag: 90 * time.Minute, streamMaxAge: 2 * time.Hour},
-			codes: []string{WarnStreamRetention}, has: "delivery holds a record committed 1h30m0s ago, more than half of the stream's max_age (2h0m0s)"},
+		{name: "delivery behind half the stream's max_age", h: health{deliveryLag: 90 * time.Minute, streamMaxAge: 2 * time.Hour, streamMaxKey: "stream.nats.max_age"},
+			codes: []string{WarnStreamRetention}, has: "delivery holds a record committed 1h30m0s ago, more than half of the stream's max_age (2h0m0s): records still undelivered at max_age are dropped from the stream and lost to the lake; find out why delivery is behind (target_refusing_writes?), or raise stream.nats.max_age"},
 		{name: "stream retention unknown", h: health{deliveryLag: week}},
 		{name: "table error", h: health{tables: []TableStatus{
 			{Schema: "db", Table: "ok", State: capture.StateCompleted},
@@ -128,5 +129,29 @@ db.u   Table error: boom  -      0          0        0        0        0     -  
 `
 	if buf.String() != want {
 		t.Errorf("WriteTables:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func TestStreamRetention(t *testing.T) {
+	tests := []struct {
+		typ  string
+		age  time.Duration
+		key  string
+		want time.Duration
+	}{
+		{config.StreamEmbedded, time.Hour, "stream.embedded.max_age", time.Hour},
+		{config.StreamNATS, 2 * time.Hour, "stream.nats.max_age", 2 * time.Hour},
+		{config.StreamKinesis, time.Hour, "", 0}, // the stream's retention period is not in the config
+		{config.StreamKafka, time.Hour, "", 0},
+	}
+	for _, tt := range tests {
+		cfg := &config.Config{}
+		cfg.Stream.Type = tt.typ
+		cfg.Stream.Embedded.MaxAge = config.Duration(tt.age)
+		cfg.Stream.NATS.MaxAge = config.Duration(tt.age)
+		got, key := (&Task{cfg: cfg}).streamRetention()
+		if got != tt.want || key != tt.key {
+			t.Errorf("%s: streamRetention() = %s, %q; want %s, %q", tt.typ, got, key, tt.want, tt.key)
+		}
 	}
 }
