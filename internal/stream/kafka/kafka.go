@@ -136,9 +136,18 @@ type Producer struct {
 	s  *Stream
 	cl *kgo.Client
 
+	// slots bounds the records waiting for the brokers: Publish waits for
+	// a slot, honouring its context. The record itself is produced with a
+	// context that is never cancelled, so stopping capture does not fail
+	// records already accepted by Publish (franz-go fails a record whose
+	// context ends before it is sent).
+	slots chan struct{}
+
 	mu  sync.Mutex
 	err error // first failed record since the last Flush
 }
+
+const maxBuffered = 10000
 
 var _ stream.Producer = (*Producer)(nil)
 
@@ -150,13 +159,13 @@ func (s *Stream) Producer() (*Producer, error) {
 		kgo.DefaultProduceTopic(s.opts.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(int32(s.opts.MaxMessageBytes)),
-		kgo.MaxBufferedRecords(10000),
+		kgo.MaxBufferedRecords(2*maxBuffered),
 		kgo.ProducerLinger(5*time.Millisecond),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	return &Producer{s: s, cl: cl}, nil
+	return &Producer{s: s, cl: cl, slots: make(chan struct{}, maxBuffered)}, nil
 }
 
 // Publish queues m's record (or its chunks) for its partition.
@@ -184,7 +193,13 @@ func (p *Producer) Publish(ctx context.Context, m *stream.Message) error {
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: hdrChunk, Value: []byte(stream.ChunkLabel(i+1, len(chunks)))})
 		}
 		pos := m.Position
-		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.cl.Produce(context.WithoutCancel(ctx), r, func(_ *kgo.Record, err error) {
+			<-p.slots
 			if err != nil {
 				p.mu.Lock()
 				if p.err == nil {

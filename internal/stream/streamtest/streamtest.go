@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open, opts Options) {
 	t.Run("FieldsRoundTrip", func(t *testing.T) { testFields(t, open, opts.BigPayload) })
 	t.Run("RedeliveryAfterRestart", func(t *testing.T) { testRedelivery(t, open) })
 	t.Run("Pending", func(t *testing.T) { testPending(t, open) })
+	t.Run("PublishOutlivesItsContext", func(t *testing.T) { testCancelledPublish(t, open) })
 	t.Run("EmptyFetchReturnsAfterWait", func(t *testing.T) { testEmptyFetch(t, open) })
 }
 
@@ -316,6 +317,29 @@ func testRedelivery(t *testing.T, open Open) {
 	rest := fetchAll(t, c, 1, true, time.Second)
 	for _, m := range rest {
 		t.Errorf("%s delivered again after everything was acknowledged", m.Position)
+	}
+}
+
+// testCancelledPublish checks that a message Publish accepted is not
+// failed when Publish's context ends afterwards (capture stops with a
+// cancelled context, then flushes with a fresh one to save its checkpoint).
+func testCancelledPublish(t *testing.T, open Open) {
+	prod, consumer := open(t, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	const n = 50
+	for i := 1; i <= n; i++ {
+		if err := prod.Publish(ctx, Msg(i%2, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := prod.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatalf("flush after the publishing context ended: %v", err)
+	}
+	c := consumer()
+	defer closeC(t, c)
+	if got := fetchAll(t, c, n, true, 30*time.Second); len(got) != n {
+		t.Errorf("%d of %d messages published before the context ended were delivered", len(got), n)
 	}
 }
 
