@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -60,8 +61,11 @@ type txn struct {
 	records []*change.Record
 }
 
-// streamBinlog reads the binlog from the checkpoint until ctx is cancelled.
-func (c *Capture) streamBinlog(ctx context.Context) error {
+// streamBinlog reads the binlog from the checkpoint until ctx is cancelled
+// (or, for a full-load task, until the load is published), loading the
+// tables toLoad on the way (load.go); initial tells that they are the task's
+// own full load rather than reloads.
+func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial bool) error {
 	my := c.cfg.Source.MySQL
 	cfg := replication.BinlogSyncerConfig{
 		ServerID:                my.ServerID,
@@ -89,23 +93,63 @@ func (c *Capture) streamBinlog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
 	}
-	r := &binlogReader{c: c, file: file, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{}}
+	r := &binlogReader{c: c, file: file, pos: pos, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{}}
 	if r.fileNum, err = change.BinlogFileNumber(file); err != nil {
 		return err
 	}
+	load, err := c.newLoader(ctx, toLoad, binPos{r.fileNum, uint64(pos)})
+	if err != nil {
+		return err
+	}
+	load.initial = initial
+	defer load.stop()
+	fullLoadOnly := c.cfg.Migration == config.MigrationFullLoad
+	// GetEvent returns at least every tick, so that the load's chunks are
+	// published and scheduled on an idle binlog too; the streamer lets
+	// GetEvent be called again after its context expired.
+	const tick = 100 * time.Millisecond
+	var evCtx context.Context
+	cancel := func() {}
+	defer func() { cancel() }()
 	lastSave := time.Now()
 	for {
-		ev, err := streamer.GetEvent(ctx)
+		if r.tx == nil {
+			if err := load.boundary(ctx); err != nil {
+				if ctx.Err() != nil {
+					return c.save(context.WithoutCancel(ctx))
+				}
+				return err
+			}
+			if fullLoadOnly && !load.loading() {
+				c.log.Info("full load published", "binlog_file", r.file, "binlog_pos", r.pos, "chunks_read_again", load.retried)
+				return c.save(ctx)
+			}
+		}
+		if evCtx == nil || evCtx.Err() != nil {
+			cancel()
+			evCtx, cancel = withTimeout(ctx, tick)
+		}
+		ev, err := streamer.GetEvent(evCtx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return c.save(context.WithoutCancel(ctx))
 			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				continue
+			}
 			return fmt.Errorf("reading binlog at %s:%d: %w", r.file, r.pos, err)
+		}
+		if err := load.before(ctx, r, ev); err != nil {
+			if ctx.Err() != nil {
+				return c.save(context.WithoutCancel(ctx))
+			}
+			return err
 		}
 		committed, err := r.handle(ctx, ev)
 		if err != nil {
 			return err
 		}
+		load.after(r, ev)
 		if committed && time.Since(lastSave) >= c.opts.CheckpointEvery {
 			if err := c.save(ctx); err != nil {
 				return err
@@ -113,6 +157,11 @@ func (c *Capture) streamBinlog(ctx context.Context) error {
 			lastSave = time.Now()
 		}
 	}
+}
+
+// withTimeout is context.WithTimeout; the read loop renews it each tick.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
 }
 
 type binlogReader struct {
@@ -233,28 +282,22 @@ func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (
 	return true, nil
 }
 
-// skip reports whether the event at start on table t is covered by the
-// table's full load (or the table is not selected).
+// skip reports whether events of table t are left out: those of tables
+// the selection rules do not select. Every change of a selected table is
+// published, loaded or not: a chunk of the full load supersedes, for its
+// keys, the changes before its snapshot (load.go).
 func (r *binlogReader) skip(t TableName, start uint64) bool {
 	if !r.c.cfg.Selected(t.Schema, t.Table) {
 		return true
 	}
 	r.c.mu.Lock()
-	p := r.c.state.Tables[t.String()]
-	if p == nil {
+	if r.c.state.Tables[t.String()] == nil {
 		// A table created after the task started: the binlog has all of it.
 		now := time.Now().UTC()
 		r.c.state.Tables[t.String()] = &TableProgress{State: StateCompleted, LoadEnd: &now}
 	}
 	r.c.mu.Unlock()
-	if p == nil || p.LoadPosition == "" {
-		return false
-	}
-	w, err := change.ParsePosition(p.LoadPosition)
-	if err != nil {
-		return false
-	}
-	return r.fileNum < w.File || (r.fileNum == w.File && start < w.Offset)
+	return false
 }
 
 func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start uint64) error {

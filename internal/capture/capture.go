@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,11 +38,24 @@ const (
 // TableProgress is the capture state of one table, saved in the checkpoint.
 type TableProgress struct {
 	State        string     `json:"state"`
-	LoadPosition string     `json:"load_position,omitempty"` // watermark of the completed (or running) full load
-	LoadRows     uint64     `json:"full_load_rows"`
+	LoadPosition string     `json:"load_position,omitempty"` // snapshot position of the last chunk published
+	LoadRows     uint64     `json:"full_load_rows"`          // rows published by the load so far
 	LoadStart    *time.Time `json:"full_load_start,omitempty"`
 	LoadEnd      *time.Time `json:"full_load_end,omitempty"`
 	Error        string     `json:"error,omitempty"`
+	// LoadMethod tells how the table is loaded: in chunks by its primary
+	// key (or a unique NOT NULL key), or in one pass, and why (DMS says
+	// "No primary key").
+	LoadMethod string   `json:"load_method,omitempty"`
+	LoadKey    []string `json:"load_key,omitempty"` // the columns chunks are read by
+	// LastKey holds the key values of the last row of the last chunk
+	// published, as the SELECT returned them: the next chunk starts after
+	// it, also after a restart.
+	LastKey [][]byte `json:"last_key,omitempty"`
+	// Chunks is the number of chunks of the load published.
+	Chunks uint64 `json:"full_load_chunks,omitempty"`
+	// Reload: the load was requested while CDC runs (binlake reload).
+	Reload bool `json:"reload,omitempty"`
 	// Defined: a control record with the table's definition was published.
 	Defined bool `json:"defined,omitempty"`
 	// EstimatedRows is information_schema.TABLES.TABLE_ROWS when the load
@@ -187,26 +201,29 @@ func (c *Capture) Run(ctx context.Context) error {
 			p = &TableProgress{State: StateBeforeLoad}
 			c.state.Tables[t.String()] = p
 		}
-		if c.cfg.Migration == config.MigrationCDC && p.State != StateCompleted {
+		if c.cfg.Migration == config.MigrationCDC && p.State != StateCompleted && !p.Reload {
 			p.State = StateCompleted // CDC only: nothing to load
 		}
 		if p.State != StateCompleted {
 			toLoad = append(toLoad, t)
 		}
 	}
+	initial := slices.ContainsFunc(toLoad, func(t TableName) bool { return !c.state.Tables[t.String()].Reload })
 	c.mu.Unlock()
+	reloads, err := c.takeReloads(ctx, func(t TableName) bool { return slices.Contains(toLoad, t) })
+	if err != nil {
+		return err
+	}
+	toLoad = append(toLoad, reloads...)
 	c.observeSource(ctx, toLoad)
 
-	if len(toLoad) > 0 {
-		c.setPhase(PhaseLoading)
-		if err := c.fullLoad(ctx, toLoad); err != nil {
-			return err
-		}
-	}
-	if c.cfg.Migration == config.MigrationFullLoad {
+	if len(toLoad) == 0 && c.cfg.Migration == config.MigrationFullLoad {
 		c.setPhase(PhaseDone)
 		return c.save(ctx)
 	}
+	// The binlog reader runs from the first start on: it publishes every
+	// change of the selected tables, and the full load's chunks in between
+	// (load.go).
 	if c.state.BinlogFile == "" {
 		file, pos, given, err := c.cfg.StartPosition()
 		if err != nil {
@@ -223,8 +240,12 @@ func (c *Capture) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	c.setPhase(PhaseStreaming)
-	err = c.streamBinlog(ctx)
+	if initial {
+		c.setPhase(PhaseLoading)
+	} else {
+		c.setPhase(PhaseStreaming)
+	}
+	err = c.streamBinlog(ctx, toLoad, initial)
 	c.setPhase(PhaseDone)
 	return err
 }

@@ -97,17 +97,16 @@ func (e *FailedError) Error() string {
 // preflight runs every source check.
 func (s *source) preflight(ctx context.Context, cfg *config.Config) []Finding {
 	my := cfg.Source.MySQL
-	cdc := cfg.Migration != config.MigrationFullLoad
 	out := []Finding{{Check: "source", Level: LevelOK,
 		Detail: fmt.Sprintf("connected to %s at %s:%d as %s, server_id %d", s.version, my.Host, my.Port, my.User, s.serverID)}}
-	out = append(out, s.checkBinlogSettings(ctx, cdc)...)
+	// Every task reads the binlog: CDC does, and so does the full load,
+	// whose chunks the binlog reader merges with the changes (load.go).
+	out = append(out, s.checkBinlogSettings(ctx)...)
 	out = append(out, s.checkServerID(my.ServerID))
 	tables, selFinding := s.checkSelection(ctx, cfg)
 	out = append(out, s.checkPrivileges(ctx, cfg, tables)...)
 	out = append(out, selFinding)
-	if cdc {
-		out = append(out, s.checkRetention(ctx))
-	}
+	out = append(out, s.checkRetention(ctx))
 	if len(tables) > 0 {
 		out = append(out, s.checkPrimaryKeys(ctx, tables))
 	}
@@ -141,7 +140,7 @@ var binlogSettings = []binlogSetting{
 		"SET GLOBAL binlog_row_metadata=FULL, and start the server with --binlog-row-metadata=FULL (needs MySQL 8.0.1 or MariaDB 10.5)"},
 }
 
-func (s *source) checkBinlogSettings(ctx context.Context, cdc bool) []Finding {
+func (s *source) checkBinlogSettings(ctx context.Context) []Finding {
 	var out []Finding
 	for _, w := range binlogSettings {
 		f := Finding{Check: w.name, Level: LevelOK}
@@ -154,10 +153,6 @@ func (s *source) checkBinlogSettings(ctx context.Context, cdc bool) []Finding {
 			f.Detail = w.want
 		default:
 			f.Level, f.Detail, f.Fix = LevelFail, fmt.Sprintf("is %s, want %s: %s", v.String, w.want, w.why), w.fix
-		}
-		if f.Level == LevelFail && !cdc && w.name != "log_bin" {
-			f.Level = LevelWarn
-			f.Detail += " (needed only for CDC; this task is a full load)"
 		}
 		out = append(out, f)
 	}
@@ -278,10 +273,12 @@ func nullText(s sql.NullString) string {
 	return s.String
 }
 
-// checkPrimaryKeys warns about selected tables without a primary key.
+// checkPrimaryKeys warns about selected tables without a primary key, nor
+// a unique key on NOT NULL columns that the server takes for one (its
+// columns are marked PRI).
 func (s *source) checkPrimaryKeys(ctx context.Context, tables []TableName) Finding {
 	f := Finding{Check: "primary keys"}
-	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.STATISTICS WHERE INDEX_NAME = 'PRIMARY'")
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.COLUMNS WHERE COLUMN_KEY = 'PRI'")
 	if err != nil {
 		f.Level, f.Detail = LevelWarn, "cannot read primary keys: "+err.Error()
 		f.Fix = "grant the user SELECT on the selected tables"
@@ -308,7 +305,7 @@ func (s *source) checkPrimaryKeys(ctx context.Context, tables []TableName) Findi
 		return f
 	}
 	f.Level = LevelWarn
-	f.Detail = fmt.Sprintf("%d selected tables have none: %s; every record of such a table has partition-key-value schema.table, so a replay cannot tell its rows apart", len(without), abbreviate(without, 10))
+	f.Detail = fmt.Sprintf("%d selected tables have none: %s (nor a unique key on NOT NULL columns); the full load reads such a table in one pass, in one snapshot, not in resumable chunks, and every record of it has partition-key-value schema.table, so a replay cannot tell its rows apart", len(without), abbreviate(without, 10))
 	f.Fix = "add a primary key (ALTER TABLE ... ADD PRIMARY KEY (...)), or read these tables as an append-only change log"
 	return f
 }
@@ -432,7 +429,6 @@ func likeMatch(pattern, s string) bool {
 // SELECT on the selected tables. Privileges that may come from a role are
 // not followed: a gap then is a warning, not a failure.
 func (s *source) checkPrivileges(ctx context.Context, cfg *config.Config, tables []TableName) []Finding {
-	cdc := cfg.Migration != config.MigrationFullLoad
 	var user string
 	if err := s.db.QueryRowContext(ctx, "SELECT CURRENT_USER()").Scan(&user); err != nil {
 		user = cfg.Source.MySQL.User
@@ -479,14 +475,13 @@ func (s *source) checkPrivileges(ctx context.Context, cfg *config.Config, tables
 	if !global("REPLICATION SLAVE", "REPLICATION REPLICA") {
 		missing = append(missing, "REPLICATION SLAVE")
 		why = append(why, "REPLICATION SLAVE to read the binlog")
-		level = max(level, severity(cdc))
+		level = max(level, severity(true))
 	}
-	// MariaDB 10.5+ shows REPLICATION CLIENT as BINLOG MONITOR. The MariaDB
-	// full load reads its snapshot position without it.
+	// MariaDB 10.5+ shows REPLICATION CLIENT as BINLOG MONITOR.
 	if !global("REPLICATION CLIENT", "BINLOG MONITOR") {
 		missing = append(missing, "REPLICATION CLIENT")
 		why = append(why, "REPLICATION CLIENT to read the binlog position (SHOW MASTER STATUS)")
-		level = max(level, severity(cdc || s.flavor == "mysql"))
+		level = max(level, severity(true))
 	}
 	if len(missing) > 0 {
 		out = append(out, Finding{Check: "replication privileges", Level: level,

@@ -137,6 +137,10 @@ type tableInfo struct {
 	name    TableName
 	columns []sqlColumn
 	pk      []string // primary-key column names, in key order; empty without one
+	// pkIndex names the index pk comes from: PRIMARY, or the unique index
+	// on NOT NULL columns that the server uses as the primary key of a
+	// table without one (and writes as such in binlog table maps).
+	pkIndex string
 	def     change.TableDef
 }
 
@@ -152,6 +156,7 @@ func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, err
 	}
 	defer rows.Close()
 	ti := &tableInfo{name: t}
+	pri := map[string]bool{} // COLUMN_KEY = 'PRI': the primary key, or the unique key standing in for it
 	for rows.Next() {
 		var name, dataType, columnType, key, nullable string
 		var charset sql.NullString
@@ -163,6 +168,9 @@ func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, err
 			cs = &charset.String
 		}
 		ti.columns = append(ti.columns, sqlColumn{name: name, kind: sqlKind(dataType, columnType, cs)})
+		if key == "PRI" {
+			pri[name] = true
+		}
 		ti.def.Columns = append(ti.def.Columns, change.ColumnDef{Name: name, Type: columnType, DataType: dataType, Nullable: nullable == "YES"})
 	}
 	if err := rows.Err(); err != nil {
@@ -171,19 +179,55 @@ func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, err
 	if len(ti.columns) == 0 {
 		return nil, fmt.Errorf("table %s has no columns (was it dropped?)", t)
 	}
-	pkRows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, t.Schema, t.Table)
-	if err != nil {
-		return nil, fmt.Errorf("reading primary key of %s: %w", t, err)
-	}
-	defer pkRows.Close()
-	for pkRows.Next() {
-		var c string
-		if err := pkRows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("reading primary key of %s: %w", t, err)
-		}
-		ti.pk = append(ti.pk, c)
+	if ti.pkIndex, ti.pk, err = primaryKey(ctx, q, t, pri); err != nil {
+		return nil, err
 	}
 	ti.def.PrimaryKey = ti.pk
-	return ti, pkRows.Err()
+	return ti, nil
+}
+
+// primaryKey returns the index and columns (in key order) that identify a
+// table's rows: PRIMARY, else the unique index whose columns are the ones
+// information_schema marks PRI (pri), which the server promotes to primary
+// key when a table has none and names as its primary key in binlog table
+// maps. Without either, the table has no key.
+func primaryKey(ctx context.Context, q queryer, t TableName, pri map[string]bool) (string, []string, error) {
+	if len(pri) == 0 {
+		return "", nil, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX`, t.Schema, t.Table)
+	if err != nil {
+		return "", nil, fmt.Errorf("reading primary key of %s: %w", t, err)
+	}
+	defer rows.Close()
+	var names []string
+	cols := map[string][]string{}
+	for rows.Next() {
+		var index, col string
+		if err := rows.Scan(&index, &col); err != nil {
+			return "", nil, fmt.Errorf("reading primary key of %s: %w", t, err)
+		}
+		if _, ok := cols[index]; !ok {
+			names = append(names, index)
+		}
+		cols[index] = append(cols[index], col)
+	}
+	if err := rows.Err(); err != nil {
+		return "", nil, fmt.Errorf("reading primary key of %s: %w", t, err)
+	}
+	for _, index := range names {
+		c := cols[index]
+		if index == "PRIMARY" {
+			return index, c, nil
+		}
+		same := len(c) == len(pri)
+		for _, name := range c {
+			same = same && pri[name]
+		}
+		if same {
+			return index, c, nil
+		}
+	}
+	return "", nil, nil
 }

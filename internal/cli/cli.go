@@ -51,7 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(runCmd(stderr), checkCmd(stdout), validateCmd(stdout), statusCmd(stdout), tablesCmd(stdout),
-		demoCmd(stdout, stderr), versionCmd(stdout))
+		reloadCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	err := root.Execute()
 	if err == nil {

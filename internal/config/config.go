@@ -9,8 +9,6 @@
 package config
 
 import (
-	"github.com/binlake/binlake/internal/keytemplate"
-
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -19,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/binlake/binlake/internal/keytemplate"
 )
 
 // Migration types, as in AWS DMS.
@@ -38,6 +38,8 @@ type Config struct {
 	Migration string `yaml:"migration"`
 	// Tables are DMS-style selection rules applied in order; see Selected.
 	Tables []TableRule `yaml:"tables"`
+	// FullLoad tunes the chunked full load; see FullLoad.
+	FullLoad FullLoad `yaml:"full_load"`
 	// CDCStartPosition is where a new CDC-only task starts reading the
 	// binlog: "now" (the default: the current end of the binlog) or a
 	// binlog coordinate "file:pos" such as "mysql-bin.000001:4". A task

@@ -84,6 +84,7 @@ func (c *Config) validate() []*FieldError {
 
 	c.validateMappings(&ps)
 	c.validateTables(&ps)
+	c.validateFullLoad(&ps)
 	if _, _, _, err := c.StartPosition(); err != nil {
 		ps.add("cdc_start_position", "%v", err)
 	} else if c.CDCStartPosition != "" && c.CDCStartPosition != "now" && c.Migration != MigrationCDC {

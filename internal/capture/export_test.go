@@ -1,0 +1,65 @@
+package capture
+
+import (
+	"context"
+
+	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/config"
+)
+
+// ChunkedKeys reads table t chunk by chunk, size rows at a time, with the
+// full load's chunk queries, and returns the partition-key-value of each
+// row in the order read.
+func ChunkedKeys(ctx context.Context, c config.MySQL, t TableName, size int) ([]string, error) {
+	src, err := openSource(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	info, err := readTableInfo(ctx, src.db, t)
+	if err != nil {
+		return nil, err
+	}
+	keyCols, _ := info.loadKey()
+	pkIdx := info.pkIndexes()
+	var keys []string
+	var after [][]byte
+	for {
+		q, args, err := info.chunkQuery(keyCols, after, size)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := src.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		raw, dest := info.scanDest()
+		n := 0
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			row, err := info.row(raw)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			rec := &change.Record{Schema: t.Schema, Table: t.Table}
+			partitionKey(rec, row, pkIdx)
+			keys = append(keys, rec.PartitionKey)
+			after = make([][]byte, len(pkIdx))
+			for i, j := range pkIdx {
+				after[i] = append([]byte{}, raw[j]...)
+			}
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if n < size {
+			return keys, nil
+		}
+	}
+}

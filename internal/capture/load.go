@@ -1,0 +1,484 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/binlake/binlake/internal/change"
+)
+
+// The full load, DBLog style: each table is read in chunks by primary key,
+// each chunk in a short snapshot whose binlog position W is exact, while the
+// binlog reader keeps streaming every change of every selected table. The
+// reader is the only publisher: when it is about to pass W it publishes the
+// chunk's rows there, as load records at W/0/<chunk>/<row>. A chunk read at
+// W holds its keys' rows as of W, so in stream-position order it supersedes,
+// for its key range, every change before W, and the changes after W follow
+// it. Positions on every partition therefore stay monotonic, and the lake
+// replays to the source.
+//
+// The reader schedules chunk reads at transaction boundaries and waits for
+// each new snapshot's W before it reads on (a few milliseconds), so it
+// never passes a W unseen. Should the reader already have read an event
+// at or after W (a transaction can reach the binlog stream before it is
+// visible to a new snapshot), the chunk is thrown away and read again. It
+// waits for a chunk's rows only when it reaches the chunk's W.
+
+// tableLoad is the reader's view of a table being loaded.
+type tableLoad struct {
+	name    TableName
+	keyCols []string // the key the saved last key belongs to
+	next    [][]byte // the key the next chunk starts after (a chunk read may not be published yet)
+	reading bool     // a chunk read of the table runs
+	final   bool     // the table's last chunk is read (or being read)
+	fails   int      // failed chunk reads in a row
+}
+
+// loader drives the full load from inside the binlog reader.
+type loader struct {
+	c        *Capture
+	size     int
+	parallel int
+	tables   []*tableLoad // tables to load, in load order
+	inflight []*chunk     // scheduled chunks, not yet published
+	seq      uint64
+	initial  bool // the task's own full load runs (not only reloads)
+
+	// floor is the binlog end when the reader started: everything published
+	// before a restart lies before it, so no chunk may be published below it.
+	floor binPos
+	// at is where the reader has read to (the end of the last event);
+	// data is the start of the last event of a transaction it read (zero:
+	// none yet).
+	at, data binPos
+
+	lastPoll time.Time // reload requests are looked for at most once a second
+	retried  uint64    // chunks read again because the reader was past their W
+}
+
+// maxChunkFails is how many reads of one chunk may fail in a row before the
+// table is marked "Table error".
+const maxChunkFails = 5
+
+func (c *Capture) newLoader(ctx context.Context, toLoad []TableName, start binPos) (*loader, error) {
+	l := &loader{c: c, size: c.cfg.FullLoad.Chunk(), parallel: c.cfg.FullLoad.Readers(), at: start, initial: len(toLoad) > 0}
+	file, pos, err := c.src.binlogPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := change.BinlogFileNumber(file)
+	if err != nil {
+		return nil, err
+	}
+	l.floor = binPos{n, uint64(pos)}
+	// Each chunk read holds a connection; so does a one-pass read until the
+	// reader has taken its rows.
+	c.src.db.SetMaxOpenConns(max(8, l.parallel+4))
+	c.mu.Lock()
+	for _, t := range toLoad {
+		l.add(t, c.state.Tables[t.String()])
+	}
+	c.mu.Unlock()
+	return l, nil
+}
+
+// add queues a table; p is its progress (under c.mu).
+func (l *loader) add(t TableName, p *TableProgress) {
+	tl := &tableLoad{name: t}
+	if p != nil && len(p.LastKey) > 0 {
+		tl.keyCols, tl.next = p.LoadKey, p.LastKey
+		l.c.log.Info("full load resumes after the last chunk published", "table", t.String(), "chunks", p.Chunks, "rows", p.LoadRows, "key", p.LoadKey)
+	}
+	l.tables = append(l.tables, tl)
+}
+
+// loading reports whether tables remain to be loaded.
+func (l *loader) loading() bool { return len(l.tables) > 0 }
+
+// boundary runs between transactions: it looks for reload requests,
+// publishes the chunks whose W the reader has reached, and schedules reads.
+func (l *loader) boundary(ctx context.Context) error {
+	if time.Since(l.lastPoll) >= time.Second {
+		l.lastPoll = time.Now()
+		if err := l.c.pickUpReloads(ctx, l); err != nil {
+			return err
+		}
+	}
+	if err := l.collect(ctx); err != nil {
+		return err
+	}
+	if err := l.publishUpTo(ctx, l.at); err != nil {
+		return err
+	}
+	return l.schedule(ctx)
+}
+
+// before runs before the reader handles ev: the chunks whose W is at or
+// before the event's start are published first.
+func (l *loader) before(ctx context.Context, r *binlogReader, ev *replication.BinlogEvent) error {
+	if len(l.inflight) == 0 || artificial(ev) {
+		return nil
+	}
+	start, ok := eventStart(ev)
+	if !ok {
+		return nil
+	}
+	p := binPos{r.fileNum, start}
+	if next := l.earliest(); next == nil || p.less(next.w) {
+		return nil
+	}
+	if r.tx != nil {
+		return fmt.Errorf("binlog event at %s:%d starts at or after a chunk's snapshot position %s inside a transaction", r.file, start, l.earliest().w)
+	}
+	return l.publishUpTo(ctx, p)
+}
+
+// after records how far the reader has read once it handled ev.
+func (l *loader) after(r *binlogReader, ev *replication.BinlogEvent) {
+	if artificial(ev) {
+		return
+	}
+	if e, ok := ev.Event.(*replication.RotateEvent); ok {
+		// r.fileNum is the new file's now.
+		l.at = binPos{r.fileNum, e.Position}
+		return
+	}
+	if start, ok := eventStart(ev); ok {
+		if !isHeaderEvent(ev) {
+			l.data = binPos{r.fileNum, start}
+		}
+		if end := (binPos{r.fileNum, uint64(ev.Header.LogPos)}); l.at.less(end) {
+			l.at = end
+		}
+	}
+}
+
+// artificial reports events the server makes up for the stream (the
+// rotate and format description at its start, heartbeats): they have no
+// place in the binlog.
+func artificial(ev *replication.BinlogEvent) bool {
+	if _, ok := ev.Event.(*replication.HeartbeatEvent); ok {
+		return true
+	}
+	return ev.Header.LogPos == 0
+}
+
+func eventStart(ev *replication.BinlogEvent) (uint64, bool) {
+	h := ev.Header
+	if h.LogPos == 0 || h.LogPos < h.EventSize {
+		return 0, false
+	}
+	return uint64(h.LogPos - h.EventSize), true
+}
+
+// isHeaderEvent reports events that describe the binlog file rather than
+// change data; a snapshot position may lie before them although the reader
+// has read them.
+func isHeaderEvent(ev *replication.BinlogEvent) bool {
+	switch ev.Event.(type) {
+	case *replication.FormatDescriptionEvent, *replication.RotateEvent, *replication.PreviousGTIDsEvent,
+		*replication.MariadbGTIDListEvent, *replication.MariadbBinlogCheckPointEvent:
+		return true
+	}
+	return ev.Header.EventType == replication.STOP_EVENT
+}
+
+// earliest is the scheduled chunk with the lowest W (the first scheduled
+// among equals): the next to publish.
+func (l *loader) earliest() *chunk {
+	var best *chunk
+	for _, ch := range l.inflight {
+		if best == nil || ch.w.less(best.w) || (ch.w == best.w && ch.seq < best.seq) {
+			best = ch
+		}
+	}
+	return best
+}
+
+// publishUpTo publishes, in W order, every scheduled chunk whose W is at or
+// before p. The reader is at a transaction boundary.
+func (l *loader) publishUpTo(ctx context.Context, p binPos) error {
+	for {
+		ch := l.earliest()
+		if ch == nil || p.less(ch.w) {
+			return nil
+		}
+		l.inflight = slices.DeleteFunc(l.inflight, func(x *chunk) bool { return x == ch })
+		if err := l.publish(ctx, ch); err != nil {
+			return err
+		}
+	}
+}
+
+// schedule starts chunk reads while fewer than parallel run: the next chunk
+// of each table whose previous chunk's rows are in hand, in table order.
+func (l *loader) schedule(ctx context.Context) error {
+	for len(l.inflight) < l.parallel {
+		i := slices.IndexFunc(l.tables, func(t *tableLoad) bool { return !t.reading && !t.final })
+		if i < 0 {
+			return nil
+		}
+		t := l.tables[i]
+		l.seq++
+		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		ch := &chunk{t: t, seq: l.seq, after: t.next, size: l.size, stop: stop,
+			known: make(chan struct{}), rows: make(chan change.Row, l.size), done: make(chan struct{})}
+		ch.scheduled = time.Now()
+		go l.c.readChunk(rctx, ch)
+		select {
+		case <-ch.known:
+		case <-ctx.Done():
+			stop()
+			return ctx.Err()
+		}
+		if ch.err != nil {
+			stop()
+			if err := l.failed(ctx, ch); err != nil {
+				return err
+			}
+			continue
+		}
+		if ch.w.less(l.floor) || !l.data.less(ch.w) {
+			// The reader has read past W already: read the chunk again at
+			// the next boundary.
+			stop()
+			l.retried++
+			l.c.log.Debug("chunk snapshot behind the binlog reader; reading it again", "table", t.name.String(), "snapshot", ch.w.String(), "reader", l.data.String(), "floor", l.floor.String())
+			return nil
+		}
+		t.reading = true
+		t.final = ch.onePass
+		l.inflight = append(l.inflight, ch)
+		l.c.mu.Lock()
+		if p := l.c.state.Tables[t.name.String()]; p != nil && p.State != StateFullLoad {
+			now := time.Now().UTC()
+			p.State, p.LoadStart, p.LoadEnd, p.Error = StateFullLoad, &now, nil, ""
+		}
+		l.c.mu.Unlock()
+	}
+	return nil
+}
+
+// collect takes in the chunk reads that finished: their tables may go on
+// with the next chunk.
+func (l *loader) collect(ctx context.Context) error {
+	for _, ch := range slices.Clone(l.inflight) {
+		if ch.onePass || ch.collected {
+			continue // a one-pass read finishes when it is published
+		}
+		select {
+		case <-ch.done:
+		default:
+			continue
+		}
+		if err := l.finished(ctx, ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finished records a chunk read whose rows are all in hand.
+func (l *loader) finished(ctx context.Context, ch *chunk) error {
+	t := ch.t
+	if ch.collected {
+		return nil
+	}
+	ch.collected = true
+	t.reading = false
+	if ch.err != nil {
+		l.inflight = slices.DeleteFunc(l.inflight, func(x *chunk) bool { return x == ch })
+		return l.failed(ctx, ch)
+	}
+	t.fails = 0
+	t.keyCols = ch.keyCols
+	if ch.n > 0 {
+		t.next = ch.last
+	} else if ch.restart {
+		t.next = nil
+	}
+	if ch.n < ch.size {
+		t.final = true
+	}
+	return nil
+}
+
+// failed handles a chunk read that failed: read again, or, for a table
+// that is gone or keeps failing, "Table error".
+func (l *loader) failed(ctx context.Context, ch *chunk) error {
+	t := ch.t
+	t.reading, t.final = false, false
+	t.fails++
+	no := mysqlErrno(ch.err)
+	if no == erTableDefChanged || no == erLockDeadlock || no == erLockWaitTimeout {
+		t.fails = min(t.fails, 1) // the table changed under the read: just read again
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if no != erNoSuchTable && t.fails < maxChunkFails {
+		l.c.log.Warn("chunk read failed; reading it again", "table", t.name.String(), "err", ch.err)
+		return nil
+	}
+	l.c.log.Error("full load of a table failed", "table", t.name.String(), "err", ch.err)
+	l.c.mu.Lock()
+	if p := l.c.state.Tables[t.name.String()]; p != nil {
+		p.State, p.Error = StateError, ch.err.Error()
+	}
+	l.c.mu.Unlock()
+	l.drop(t)
+	return nil
+}
+
+func (l *loader) drop(t *tableLoad) {
+	l.tables = slices.DeleteFunc(l.tables, func(x *tableLoad) bool { return x == t })
+	if !l.loading() && l.initial {
+		l.initial = false
+		l.c.mu.Lock()
+		if l.c.phase == PhaseLoading {
+			l.c.phase = PhaseStreaming
+		}
+		l.c.mu.Unlock()
+	}
+}
+
+// publish publishes a chunk at its W: its chunk numbers are saved first, so
+// a later attempt never reuses a position; then, for a one-pass read, a
+// truncate-table marker (the rows supersede every earlier row of the
+// table); the table's definition if the stream does not have it yet; the
+// rows; and the table's progress is saved.
+func (l *loader) publish(ctx context.Context, ch *chunk) error {
+	c := l.c
+	if !ch.onePass {
+		select {
+		case <-ch.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := l.finished(ctx, ch); err != nil || ch.err != nil {
+			return err
+		}
+	}
+	defer ch.stop()
+	t0 := time.Now()
+	t := ch.t
+	name := t.name.String()
+	c.mu.Lock()
+	p := c.state.Tables[name]
+	if p == nil {
+		p = &TableProgress{}
+		c.state.Tables[name] = p
+	}
+	needDef := !p.Defined
+	first := c.state.NextChunk
+	c.state.NextChunk++
+	if ch.onePass {
+		c.state.NextChunk++
+	}
+	if needDef {
+		c.state.NextChunk++
+	}
+	epoch := c.state.Epoch
+	c.mu.Unlock()
+	if err := c.save(ctx); err != nil {
+		return err
+	}
+	base := change.Position{Epoch: epoch, File: ch.w.file, Offset: ch.w.off, Kind: change.KindLoad, A: first}
+	if ch.onePass {
+		if err := c.broadcast(ctx, &change.Record{
+			Op: change.OpTruncateTable, Schema: t.name.Schema, Table: t.name.Table,
+			Statement:  "-- binlake: one-pass full load of a table without a usable key; rows before this record are superseded",
+			CommitTime: ch.at, Position: base, PartitionKey: name,
+		}); err != nil {
+			return err
+		}
+		base.A++
+	}
+	if needDef {
+		if err := c.broadcast(ctx, &change.Record{
+			Op: change.OpCreateTable, Schema: t.name.Schema, Table: t.name.Table,
+			Statement: "-- binlake: table definition at the full load", TableDef: &ch.info.def,
+			CommitTime: ch.at, Position: base, PartitionKey: name,
+		}); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		p.Defined = true
+		c.mu.Unlock()
+		base.A++
+	}
+	pkIdx := ch.info.pkIndexes()
+	var n uint64
+	for row := range ch.rows {
+		pos := base
+		pos.B = n
+		rec := &change.Record{Op: change.OpLoad, Schema: t.name.Schema, Table: t.name.Table, Data: row, CommitTime: ch.at, Position: pos}
+		partitionKey(rec, row, pkIdx)
+		if err := c.emit(ctx, rec); err != nil {
+			return err
+		}
+		n++
+		if ch.onePass && n%10000 == 0 {
+			c.mu.Lock()
+			p.LoadRows = n
+			c.mu.Unlock()
+		}
+	}
+	if ch.onePass {
+		<-ch.done
+		t.reading = false
+		if ch.err != nil {
+			// The rows published so far are superseded by the next
+			// attempt's truncate-table marker.
+			return l.failed(ctx, ch)
+		}
+	}
+	now := time.Now().UTC()
+	final := ch.onePass || ch.n < ch.size
+	c.mu.Lock()
+	if ch.restart || ch.after == nil {
+		p.LoadRows, p.Chunks = 0, 0
+	}
+	if ch.onePass {
+		p.LoadRows = 0
+	}
+	p.LoadRows += n
+	p.Chunks++
+	p.LoadMethod, p.LoadKey = ch.method, ch.keyCols
+	p.LoadPosition = change.Position{Epoch: epoch, File: ch.w.file, Offset: ch.w.off}.String()
+	if n > 0 && !ch.onePass {
+		p.LastKey = ch.last
+	}
+	if final {
+		p.State, p.LoadEnd, p.LastKey, p.Reload = StateCompleted, &now, nil, false
+	}
+	rows, chunks, start := p.LoadRows, p.Chunks, p.LoadStart
+	c.mu.Unlock()
+	if err := c.save(ctx); err != nil {
+		return err
+	}
+	c.log.Debug("chunk published", "table", name, "rows", n, "snapshot", ch.wFile+":"+strconv.FormatUint(ch.w.off, 10),
+		"scheduled_ago", t0.Sub(ch.scheduled), "publish", time.Since(t0))
+	if final {
+		secs := 0.0
+		if start != nil {
+			secs = now.Sub(*start).Seconds()
+		}
+		c.log.Info("table loaded", "table", name, "rows", rows, "chunks", chunks, "method", ch.method, "seconds", secs)
+		l.drop(t)
+	}
+	return nil
+}
+
+// stop ends the chunk reads still running.
+func (l *loader) stop() {
+	for _, ch := range l.inflight {
+		ch.stop()
+	}
+	l.inflight = nil
+}

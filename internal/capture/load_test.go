@@ -1,0 +1,385 @@
+package capture_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/checkpoint"
+	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/objstore"
+	"github.com/binlake/binlake/internal/task"
+	"github.com/binlake/binlake/internal/testbed"
+)
+
+// loadTables are the tables of the chunked-load tests, with how each must
+// be loaded.
+var loadTables = []struct{ name, method string }{
+	{"big", capture.MethodPrimaryKey}, // INT key, 10,000 rows
+	{"bin", capture.MethodPrimaryKey}, // VARBINARY key with '' and bytes above 0x7f
+	{"ck", capture.MethodPrimaryKey},  // (case-insensitive VARCHAR, BIGINT UNSIGNED)
+	{"dec", capture.MethodPrimaryKey}, // DECIMAL key, negative values
+	{"nokey", capture.MethodOnePass + ": no primary key"},
+	{"uk", capture.MethodUniqueKey + " uk"}, // no primary key; UNIQUE (DATE, CHAR) NOT NULL
+}
+
+// createLoadTables creates the tables of loadTables in schema shop with rows.
+func createLoadTables(t *testing.T, m *testbed.MariaDB) {
+	t.Helper()
+	stmts := []string{
+		"CREATE DATABASE shop",
+		"CREATE TABLE shop.big (id INT PRIMARY KEY, v VARCHAR(40), n INT)",
+		"CREATE TABLE shop.bin (id VARBINARY(64) PRIMARY KEY, v INT)",
+		"CREATE TABLE shop.ck (region VARCHAR(20) COLLATE utf8mb4_general_ci, seq BIGINT UNSIGNED, v INT, PRIMARY KEY (region, seq))",
+		"CREATE TABLE shop.dec (d DECIMAL(12,3) PRIMARY KEY, v VARCHAR(20))",
+		"CREATE TABLE shop.nokey (x INT, y VARCHAR(10))",
+		"CREATE TABLE shop.uk (code CHAR(8) NOT NULL, k DATE NOT NULL, v INT, UNIQUE KEY uk (k, code))",
+		"INSERT INTO shop.big SELECT seq, CONCAT('row ', seq), seq % 97 FROM shop.seq_1_to_10000",
+		"INSERT INTO shop.bin VALUES ('', 0), (x'00', 1), (x'ff', 2), (x'7f80', 3)",
+		"INSERT INTO shop.bin SELECT UNHEX(SHA1(seq)), seq FROM shop.seq_1_to_1500",
+		"INSERT INTO shop.ck SELECT ELT(1 + seq % 6, 'a', 'B', 'c', 'É', 'e', 'Zz'), seq, seq FROM shop.seq_1_to_2000",
+		"INSERT INTO shop.dec SELECT (CAST(seq AS SIGNED) - 600) * 1.125, seq FROM shop.seq_1_to_1200",
+		"INSERT INTO shop.nokey SELECT seq % 50, 'x' FROM shop.seq_1_to_500",
+		"INSERT INTO shop.uk SELECT LPAD(seq % 7, 8, 'c'), '2024-01-01' + INTERVAL (seq DIV 7) DAY, seq FROM shop.seq_1_to_1400",
+	}
+	if err := m.Exec(t.Context(), stmts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writer changes the load tables at random until stopped: inserts, updates,
+// deletes and key changes, some in multi-statement transactions. nokey is
+// left alone, because a lake keyed by table cannot tell its rows apart.
+type writer struct {
+	db   *sql.DB
+	rng  *rand.Rand
+	next int64
+	n    atomic.Int64
+}
+
+func (w *writer) step(ctx context.Context) error {
+	id := func(max int) int { return 1 + w.rng.IntN(max) }
+	w.next++
+	var stmts []string
+	switch w.rng.IntN(12) {
+	case 0:
+		stmts = []string{fmt.Sprintf("INSERT INTO shop.big VALUES (%d, 'new', 1)", 20000+w.next)}
+	case 1:
+		stmts = []string{fmt.Sprintf("UPDATE shop.big SET v = CONCAT(v, '+'), n = n + 1 WHERE id = %d", id(10000))}
+	case 2:
+		stmts = []string{fmt.Sprintf("DELETE FROM shop.big WHERE id = %d", id(10000))}
+	case 3: // a key change: delete of the old key and insert of the new one
+		stmts = []string{fmt.Sprintf("UPDATE IGNORE shop.big SET id = id + 100000 WHERE id = %d", id(10000))}
+	case 4:
+		a, b := id(10000), id(2000)
+		stmts = []string{"BEGIN",
+			fmt.Sprintf("UPDATE shop.big SET n = -n WHERE id BETWEEN %d AND %d", a, a+w.rng.IntN(30)),
+			fmt.Sprintf("UPDATE shop.ck SET v = v + 1 WHERE seq BETWEEN %d AND %d", b, b+w.rng.IntN(30)),
+			fmt.Sprintf("INSERT INTO shop.ck VALUES ('b', %d, 0)", 10000+w.next),
+			"COMMIT"}
+	case 5:
+		stmts = []string{fmt.Sprintf("UPDATE IGNORE shop.ck SET region = 'A' WHERE seq = %d", id(2000)),
+			fmt.Sprintf("DELETE FROM shop.ck WHERE seq = %d", id(2000))}
+	case 6:
+		stmts = []string{fmt.Sprintf("UPDATE shop.bin SET v = v + 1 WHERE v = %d", id(1500)),
+			fmt.Sprintf("INSERT IGNORE INTO shop.bin VALUES (UNHEX(SHA1(%d)), 0)", 50000+w.next),
+			fmt.Sprintf("UPDATE IGNORE shop.bin SET id = CONCAT(id, x'01') WHERE v = %d", id(1500))}
+	case 7:
+		stmts = []string{fmt.Sprintf("UPDATE IGNORE shop.dec SET d = -d WHERE v = '%d'", id(1200)),
+			fmt.Sprintf("INSERT IGNORE INTO shop.dec VALUES (%d.5, 'new')", 900+w.next),
+			fmt.Sprintf("DELETE FROM shop.dec WHERE v = '%d'", id(1200))}
+	case 8:
+		stmts = []string{fmt.Sprintf("UPDATE shop.uk SET v = v * 2 WHERE v = %d", id(1400)),
+			fmt.Sprintf("UPDATE IGNORE shop.uk SET k = k + INTERVAL 1000 DAY WHERE v = %d", id(1400)),
+			fmt.Sprintf("INSERT IGNORE INTO shop.uk VALUES ('new', '2030-01-01' + INTERVAL %d DAY, 0)", w.next),
+			fmt.Sprintf("DELETE FROM shop.uk WHERE v = %d", id(1400))}
+	default: // a burst of single-row updates spread over the table
+		for range 5 {
+			stmts = append(stmts, fmt.Sprintf("UPDATE shop.big SET v = 'burst' WHERE id = %d", id(10000)))
+		}
+	}
+	for _, s := range stmts {
+		if _, err := w.db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	w.n.Add(1)
+	return nil
+}
+
+// run writes until ctx ends, then reports the first error.
+func (w *writer) run(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := w.step(ctx); err != nil && ctx.Err() == nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+func newWriter(t *testing.T, m *testbed.MariaDB, seed uint64) *writer {
+	t.Helper()
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return &writer{db: db, rng: rand.New(rand.NewPCG(seed, 7))}
+}
+
+// captureState reads the capture checkpoint of a task.
+func captureState(t *testing.T, stateDir string) capture.State {
+	t.Helper()
+	var st capture.State
+	if _, err := checkpoint.Load(filepath.Join(stateDir, "capture.json"), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// assertLakeEqualsShop replays the lake and compares each load table (but
+// nokey) with the source; no stream-position may be in the lake twice.
+func assertLakeEqualsShop(t *testing.T, lt *lakeTask) lake.Replay {
+	t.Helper()
+	ctx := context.Background()
+	b, err := objstore.NewFile(lt.lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := lake.Read(ctx, b, lt.cfg.Delivery.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := lake.ReplayRecords(recs)
+	if len(rp.Duplicates) > 0 {
+		t.Errorf("%d records are in the lake twice, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
+	}
+	for _, lt2 := range loadTables {
+		if lt2.name == "nokey" {
+			continue
+		}
+		src, err := capture.ReadTable(ctx, lt.cfg.Source.MySQL, "shop", lt2.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rp.Tables["shop."+lt2.name]
+		mm := lake.Compare(got, src)
+		for i, x := range mm {
+			if i == 10 {
+				break
+			}
+			t.Errorf("%s: %s", lt2.name, x)
+		}
+		if len(mm) > 0 {
+			t.Errorf("%s: %d mismatches (source %d rows, lake %d)", lt2.name, len(mm), len(src), len(got))
+		}
+	}
+	return rp
+}
+
+// checkLoadState checks each table's load method and chunks in the
+// checkpoint, and nokey's one pass in the lake: a truncate-table marker,
+// then exactly its rows.
+func checkLoadState(t *testing.T, lt *lakeTask, chunkSize int) {
+	t.Helper()
+	st := captureState(t, lt.cfg.StateDir)
+	for _, want := range loadTables {
+		p := st.Tables["shop."+want.name]
+		if p == nil {
+			t.Errorf("%s: not in the checkpoint", want.name)
+			continue
+		}
+		if p.State != capture.StateCompleted || p.LoadMethod != want.method {
+			t.Errorf("%s: state %q, method %q; want %q, %q", want.name, p.State, p.LoadMethod, capture.StateCompleted, want.method)
+		}
+		if min := p.LoadRows / uint64(chunkSize); (want.name != "nokey" && p.Chunks < min) || (want.name == "nokey" && p.Chunks != 1) {
+			t.Errorf("%s: %d rows loaded in %d chunks of at most %d", want.name, p.LoadRows, p.Chunks, chunkSize)
+		}
+		if len(p.LastKey) != 0 {
+			t.Errorf("%s: a completed table keeps a last key %q", want.name, p.LastKey)
+		}
+	}
+	if p := st.Tables["shop.big"]; p != nil && p.LoadRows < 9000 {
+		t.Errorf("big: %d rows loaded, want about 10000", p.LoadRows)
+	}
+	var marker bool
+	var loaded int
+	for _, r := range lt.records(t, "nokey") {
+		switch {
+		case r.meta("operation") == "truncate-table" && strings.Contains(r.line, "one-pass full load"):
+			marker, loaded = true, 0
+		case r.meta("operation") == "load":
+			if !marker {
+				t.Fatalf("nokey: a load record before the truncate-table marker: %s", r.line)
+			}
+			loaded++
+		}
+	}
+	if loaded != 500 {
+		recs := lt.records(t, "nokey")
+		t.Errorf("nokey: %d load records after the marker, want 500; %d records:\n%s", loaded, len(recs), joinLines(recs[:min(len(recs), 8)]))
+	}
+}
+
+// TestChunkedLoad loads tables of every kind of key in small chunks while
+// a writer inserts, updates, deletes and changes keys in them, with one
+// and with three chunk reads at once, keeps writing during CDC and through
+// a reload of the biggest table, and checks that the lake replays to
+// exactly the source without a duplicate position.
+func TestChunkedLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		parallelism int
+	}{{"parallelism-1", 1}, {"parallelism-3", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const chunkSize = 300
+			m := testbed.NewMariaDB(t)
+			createLoadTables(t, m)
+			lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: %d}\nstream: {partitions: 3}", chunkSize, tc.parallelism))
+			w := newWriter(t, m, uint64(tc.parallelism))
+			ctx, stopWriting := context.WithCancel(t.Context())
+			defer stopWriting()
+			wrote := w.run(ctx)
+
+			began := time.Now()
+			lt.start(t) // returns when the load is complete
+			loadTook := time.Since(began)
+			during := w.n.Load()
+
+			// A reload of big while the writer keeps going.
+			requested := time.Now()
+			if _, err := capture.RequestReload(lt.cfg.StateDir, capture.TableName{Schema: "shop", Table: "big"}); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, 60*time.Second, func() bool {
+				p := captureState(t, lt.cfg.StateDir).Tables["shop.big"]
+				return p != nil && p.State == capture.StateCompleted && p.LoadEnd != nil && p.LoadEnd.After(requested) && !p.Reload
+			})
+			stopWriting()
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
+			}
+			lt.drain(t)
+			checkLoadState(t, lt, chunkSize)
+			t.Logf("load of %d tables took %s with %d writer transactions running; %d transactions in all", len(loadTables), loadTook, during, w.n.Load())
+			if during == 0 {
+				t.Errorf("no writes ran during the load; the test proves little")
+			}
+			assertLakeEqualsShop(t, lt)
+			var loads int
+			for _, r := range lt.records(t, "big") {
+				if r.meta("operation") == "load" {
+					loads++
+				}
+			}
+			if loads < 18000 {
+				t.Errorf("big: %d load records in the lake, want the load's and the reload's (about 20000)", loads)
+			}
+		})
+	}
+}
+
+// TestChunkedFullLoadOnly runs a full-load task while the writer writes:
+// the binlog reader runs until the last chunk is published, so the lake is
+// the source as of the end of the load.
+func TestChunkedFullLoadOnly(t *testing.T) {
+	const chunkSize = 200
+	m := testbed.NewMariaDB(t)
+	createLoadTables(t, m)
+	lt := newLakeTask(t, m, fmt.Sprintf("migration: full-load\nfull_load: {chunk_size: %d, parallelism: 2}", chunkSize))
+	w := newWriter(t, m, 42)
+	ctx, stopWriting := context.WithCancel(t.Context())
+	defer stopWriting()
+	wrote := w.run(ctx)
+
+	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	done := make(chan error, 1)
+	go func() { done <- lt.tk.Run(t.Context()) }()
+	// The writer stops while big is being loaded: the chunks read after
+	// that hold its last changes.
+	waitUntil(t, 60*time.Second, func() bool {
+		p := captureState(t, lt.cfg.StateDir).Tables["shop.big"]
+		return p != nil && (p.Chunks >= 5 || p.State == capture.StateCompleted)
+	})
+	stopWriting()
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if p := captureState(t, lt.cfg.StateDir).Tables["shop.big"]; p.State == capture.StateCompleted {
+		t.Fatalf("big was loaded before the writer stopped; the test cannot tell the end of the load from the end of the writes")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("the full-load task did not end")
+	}
+	t.Logf("%d writer transactions during the load", w.n.Load())
+	checkLoadState(t, lt, chunkSize)
+	rp := assertLakeEqualsShop(t, lt)
+	if len(rp.Tables["shop.big"]) < 9000 {
+		t.Errorf("big: %d rows in the lake", len(rp.Tables["shop.big"]))
+	}
+}
+
+// TestChunkQueryOrder checks on a server that the chunk SELECTs visit every
+// row once, in key order, for keys whose SQL comparison is easy to get
+// wrong: case-insensitive text, binary, DECIMAL, dates, BIGINT UNSIGNED
+// above 2^63.
+func TestChunkQueryOrder(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	createLoadTables(t, m)
+	if err := m.Exec(t.Context(), "CREATE TABLE shop.u64 (id BIGINT UNSIGNED PRIMARY KEY)",
+		"INSERT INTO shop.u64 VALUES (0), (1), (9223372036854775807), (9223372036854775808), (18446744073709551614), (18446744073709551615)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"big", "bin", "ck", "dec", "uk", "u64"} {
+		for _, size := range []int{1, 7, 1000} {
+			keys, err := capture.ChunkedKeys(t.Context(), config.MySQL{Host: "127.0.0.1", Port: m.Port, User: "root", ConnectTimeout: config.Duration(10 * time.Second)},
+				capture.TableName{Schema: "shop", Table: table}, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := capture.ReadTable(t.Context(), config.MySQL{Host: "127.0.0.1", Port: m.Port, User: "root", ConnectTimeout: config.Duration(10 * time.Second)}, "shop", table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != len(src) {
+				t.Errorf("%s in chunks of %d: %d rows, the table has %d", table, size, len(keys), len(src))
+			}
+			seen := map[string]bool{}
+			for _, k := range keys {
+				if seen[k] {
+					t.Errorf("%s in chunks of %d: %s read twice", table, size, k)
+				}
+				seen[k] = true
+				if _, ok := src[k]; !ok {
+					t.Errorf("%s in chunks of %d: %s is not a row", table, size, k)
+				}
+			}
+			if table == "u64" && !slices.Equal(keys, []string{"shop.u64.0", "shop.u64.1", "shop.u64.9223372036854775807", "shop.u64.9223372036854775808",
+				"shop.u64.18446744073709551614", "shop.u64.18446744073709551615"}) {
+				t.Errorf("u64 in chunks of %d: %q", size, keys)
+			}
+		}
+	}
+}
