@@ -52,9 +52,13 @@ type Config struct {
 	// IncludeTransactionDetails adds prev-transaction-id and
 	// prev-transaction-record-id to the metadata of CDC records, like the
 	// DMS endpoint setting of that name.
-	IncludeTransactionDetails bool     `yaml:"include_transaction_details"`
-	Stream                    Stream   `yaml:"stream"`
-	Delivery                  Delivery `yaml:"delivery"`
+	IncludeTransactionDetails bool `yaml:"include_transaction_details"`
+	// Validation makes `binlake run` compare the lake with the source
+	// periodically, as `binlake validate` does, with the results in the
+	// status (DMS's ValidationState per table).
+	Validation Validation `yaml:"validation"`
+	Stream     Stream     `yaml:"stream"`
+	Delivery   Delivery   `yaml:"delivery"`
 	// TableMappings is the path of an AWS DMS table-mapping JSON file,
 	// used as is: its selection rules select the tables (instead of
 	// Tables), its transformation rules apply before Transforms.Rules. See
@@ -398,4 +402,15 @@ func (c *Config) StartPosition() (file string, pos uint32, ok bool, err error) {
 		return "", 0, false, fmt.Errorf("%q: the file must be a binlog file name such as mysql-bin.000001", v)
 	}
 	return v[:i], uint32(n), true, nil
+}
+
+// Validation configures continuous validation during run.
+type Validation struct {
+	Enabled bool `yaml:"enabled"`
+	// Interval between two validations of every table (0: 10m).
+	Interval Duration `yaml:"interval"`
+	// Rounds and Wait: a differing row is checked again Rounds times, Wait
+	// apart, before it counts as mismatched (0: 3 and 10s).
+	Rounds int      `yaml:"rounds"`
+	Wait   Duration `yaml:"wait"`
 }

@@ -255,7 +255,7 @@ var badConfigs = []struct {
 		"source.mysql.pasword: unknown key 'pasword' at line 6, did you mean 'password'?",
 		"delivery.buffr: unknown key 'buffr' at line 10, did you mean 'buffer'?",
 		"region: unknown key 'region' at line 13; 'region' belongs at s3.region or stream.kinesis.region (check the indentation)",
-		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, full_load, cdc_start_position, before_image, include_transaction_details, stream, delivery, table_mappings, transforms, target, s3, state_dir, http, log)",
+		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, full_load, cdc_start_position, before_image, include_transaction_details, validation, stream, delivery, table_mappings, transforms, target, s3, state_dir, http, log)",
 	}},
 	{"merge.bad.yml", []string{
 		"source.mysql.usr: unknown key 'usr' at line 4, did you mean 'user'?",

@@ -85,6 +85,17 @@ func (c *Config) validate() []*FieldError {
 	c.validateMappings(&ps)
 	c.validateTables(&ps)
 	c.validateFullLoad(&ps)
+	if v := c.Validation; v.Enabled {
+		if v.Interval != 0 && v.Interval.D() < time.Second {
+			ps.add("validation.interval", "must be at least 1s, got %s (e.g. interval: 10m)", v.Interval)
+		}
+		if v.Rounds < 0 || v.Rounds > 100 {
+			ps.add("validation.rounds", "must be between 1 and 100, got %d", v.Rounds)
+		}
+		if v.Wait.D() < 0 {
+			ps.add("validation.wait", "must not be negative, got %s", v.Wait)
+		}
+	}
 	if _, _, _, err := c.StartPosition(); err != nil {
 		ps.add("cdc_start_position", "%v", err)
 	} else if c.CDCStartPosition != "" && c.CDCStartPosition != "now" && c.Migration != MigrationCDC {

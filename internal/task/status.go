@@ -11,6 +11,7 @@ import (
 
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/validate"
 )
 
 // Status is the JSON document of GET /api/v1/status.
@@ -64,6 +65,12 @@ type TableStatus struct {
 	Bytes      uint64   `json:"bytes"`
 	LastObject string   `json:"last_object,omitempty"`
 	Error      string   `json:"error,omitempty"`
+	// ValidationState is DMS's (Validated, Mismatched records, Pending
+	// records, No primary key, Table error) from continuous validation;
+	// "Not enabled" without it.
+	ValidationState   string     `json:"validation_state"`
+	ValidationDiffers int        `json:"validation_differing_rows,omitempty"`
+	ValidatedAt       *time.Time `json:"validated_at,omitempty"`
 }
 
 // Status returns the task's current status.
@@ -126,7 +133,16 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	loading := 0
 	for name := range names {
 		schema, table, _ := strings.Cut(name, ".")
-		ts := TableStatus{Schema: schema, Table: table, State: capture.StateBeforeLoad}
+		ts := TableStatus{Schema: schema, Table: table, State: capture.StateBeforeLoad, ValidationState: "Not enabled"}
+		if t.cfg.Validation.Enabled {
+			ts.ValidationState = validate.StatePending
+			t.mu.Lock()
+			if v, ok := t.validation[name]; ok {
+				at := v.At
+				ts.ValidationState, ts.ValidationDiffers, ts.ValidatedAt = v.State, v.Differing, &at
+			}
+			t.mu.Unlock()
+		}
 		st, delivered := stats[name]
 		if delivered {
 			ts.FullLoadRows, ts.Inserts, ts.Updates, ts.Deletes, ts.DDLs = st.FullLoadRows, st.Inserts, st.Updates, st.Deletes, st.DDLs

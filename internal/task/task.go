@@ -46,10 +46,11 @@ type Task struct {
 	stream *metrics.Stream // measures the producer capture writes to
 	target *metrics.Target // measures the bucket delivery writes to
 
-	mu      sync.Mutex
-	status  string
-	reason  string
-	started time.Time
+	mu         sync.Mutex
+	validation map[string]validationResult // by schema.table, with validation.enabled
+	status     string
+	reason     string
+	started    time.Time
 }
 
 // New prepares a task from a validated config. The task has a metrics
@@ -129,6 +130,11 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
 	go t.watchWarnings(watchCtx, warningInterval)
+	if cfg.Validation.Enabled {
+		valCtx, stopValidation := context.WithCancel(ctx)
+		defer stopValidation()
+		go t.validateContinuously(valCtx, bucket)
+	}
 	return t.runStages(ctx, prod, cons)
 }
 
