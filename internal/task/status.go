@@ -68,7 +68,7 @@ type TableStatus struct {
 	// ValidationState is DMS's (Validated, Mismatched records, Pending
 	// records, No primary key, Table error) from continuous validation;
 	// "Not enabled" without it.
-	ValidationState   string     `json:"validation_state"`
+	ValidationState   string     `json:"validation_state,omitempty"`
 	ValidationDiffers int        `json:"validation_differing_rows,omitempty"`
 	ValidatedAt       *time.Time `json:"validated_at,omitempty"`
 }
