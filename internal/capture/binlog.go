@@ -211,6 +211,9 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 		case "COMMIT":
 			return r.commit(ctx, h)
 		default:
+			if r.tx != nil && isSavepoint(q) {
+				break // inside the transaction: not its end
+			}
 			if err := r.ddl(ctx, e, h, start); err != nil {
 				return false, err
 			}
@@ -227,6 +230,22 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 		r.pos = h.LogPos
 	}
 	return false, nil
+}
+
+// isSavepoint reports the savepoint statements that the binlog holds
+// inside a transaction (SAVEPOINT, ROLLBACK TO [SAVEPOINT], RELEASE
+// SAVEPOINT); any other statement there ends the transaction.
+func isSavepoint(q string) bool {
+	f := strings.Fields(strings.ToUpper(q))
+	switch {
+	case len(f) >= 2 && f[0] == "SAVEPOINT":
+		return true
+	case len(f) >= 3 && f[0] == "ROLLBACK" && f[1] == "TO":
+		return true
+	case len(f) >= 3 && f[0] == "RELEASE" && f[1] == "SAVEPOINT":
+		return true
+	}
+	return false
 }
 
 func (r *binlogReader) commitPosition() {
