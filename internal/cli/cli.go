@@ -1,6 +1,6 @@
 // Package cli is binlake's command line: run, check, validate, status,
-// tables, demo and version, with the exit codes scripts rely on (0 done, 1
-// failed, 2 bad usage or config).
+// tables, reload, demo and version, with the exit codes scripts rely on (0
+// done, 1 failed, 2 bad usage or config).
 package cli
 
 import (
