@@ -109,13 +109,26 @@ func (l *loader) boundary(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := l.collect(ctx); err != nil {
-		return err
+	// On a quiet binlog a new chunk's W is where the reader stands: publish
+	// it at once and go on with the next, rather than wait for an event or
+	// the next tick, for up to a second before reading events again.
+	until := time.Now().Add(time.Second)
+	for {
+		if err := l.collect(ctx); err != nil {
+			return err
+		}
+		published, err := l.publishUpTo(ctx, l.at)
+		if err != nil {
+			return err
+		}
+		scheduled, err := l.schedule(ctx)
+		if err != nil {
+			return err
+		}
+		if published+scheduled == 0 || time.Now().After(until) {
+			return nil
+		}
 	}
-	if err := l.publishUpTo(ctx, l.at); err != nil {
-		return err
-	}
-	return l.schedule(ctx)
 }
 
 // before runs before the reader handles ev: the chunks whose W is at or
@@ -135,7 +148,8 @@ func (l *loader) before(ctx context.Context, r *binlogReader, ev *replication.Bi
 	if r.tx != nil {
 		return fmt.Errorf("binlog event at %s:%d starts at or after a chunk's snapshot position %s inside a transaction", r.file, start, l.earliest().w)
 	}
-	return l.publishUpTo(ctx, p)
+	_, err := l.publishUpTo(ctx, p)
+	return err
 }
 
 // after records how far the reader has read once it handled ev.
@@ -201,27 +215,31 @@ func (l *loader) earliest() *chunk {
 }
 
 // publishUpTo publishes, in W order, every scheduled chunk whose W is at or
-// before p. The reader is at a transaction boundary.
-func (l *loader) publishUpTo(ctx context.Context, p binPos) error {
+// before p, and returns how many. The reader is at a transaction boundary.
+func (l *loader) publishUpTo(ctx context.Context, p binPos) (int, error) {
+	n := 0
 	for {
 		ch := l.earliest()
 		if ch == nil || p.less(ch.w) {
-			return nil
+			return n, nil
 		}
 		l.inflight = slices.DeleteFunc(l.inflight, func(x *chunk) bool { return x == ch })
 		if err := l.publish(ctx, ch); err != nil {
-			return err
+			return n, err
 		}
+		n++
 	}
 }
 
 // schedule starts chunk reads while fewer than parallel run: the next chunk
-// of each table whose previous chunk's rows are in hand, in table order.
-func (l *loader) schedule(ctx context.Context) error {
+// of each table whose previous chunk's rows are in hand, in table order. It
+// returns how many it started.
+func (l *loader) schedule(ctx context.Context) (int, error) {
+	n := 0
 	for len(l.inflight) < l.parallel {
 		i := slices.IndexFunc(l.tables, func(t *tableLoad) bool { return !t.reading && !t.final })
 		if i < 0 {
-			return nil
+			return n, nil
 		}
 		t := l.tables[i]
 		l.seq++
@@ -234,12 +252,12 @@ func (l *loader) schedule(ctx context.Context) error {
 		case <-ch.known:
 		case <-ctx.Done():
 			stop()
-			return ctx.Err()
+			return n, ctx.Err()
 		}
 		if ch.err != nil {
 			stop()
 			if err := l.failed(ctx, ch); err != nil {
-				return err
+				return n, err
 			}
 			continue
 		}
@@ -249,8 +267,9 @@ func (l *loader) schedule(ctx context.Context) error {
 			stop()
 			l.retried++
 			l.c.log.Debug("chunk snapshot behind the binlog reader; reading it again", "table", t.name.String(), "snapshot", ch.w.String(), "reader", l.data.String(), "floor", l.floor.String())
-			return nil
+			return n, nil
 		}
+		n++
 		t.reading = true
 		t.final = ch.onePass
 		l.inflight = append(l.inflight, ch)
@@ -261,7 +280,7 @@ func (l *loader) schedule(ctx context.Context) error {
 		}
 		l.c.mu.Unlock()
 	}
-	return nil
+	return n, nil
 }
 
 // collect takes in the chunk reads that finished: their tables may go on

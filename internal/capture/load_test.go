@@ -300,7 +300,7 @@ func TestChunkedLoad(t *testing.T) {
 // the binlog reader runs until the last chunk is published, so the lake is
 // the source as of the end of the load.
 func TestChunkedFullLoadOnly(t *testing.T) {
-	const chunkSize = 200
+	const chunkSize = 100
 	m := testbed.NewMariaDB(t)
 	createLoadTables(t, m)
 	lt := newLakeTask(t, m, fmt.Sprintf("migration: full-load\nfull_load: {chunk_size: %d, parallelism: 2}", chunkSize))
