@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -340,7 +341,8 @@ func (l *loader) failed(ctx context.Context, ch *chunk) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if no != erNoSuchTable && t.fails < maxChunkFails {
+	gone := no == erNoSuchTable || errors.As(ch.err, new(noTableError))
+	if !gone && t.fails < maxChunkFails {
 		l.c.log.Warn("chunk read failed; reading it again", "table", t.name.String(), "err", ch.err)
 		return nil
 	}

@@ -383,3 +383,85 @@ func TestChunkQueryOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedLoadThroughDDL alters a table while its chunks are being read
+// (chunks read before the ALTER have the old columns, chunks after it the
+// new one) and drops another one before its load: the lake replays to the
+// source, and the dropped table ends in "Table error" without stopping the
+// others.
+func TestChunkedLoadThroughDDL(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	if err := m.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.big (id INT PRIMARY KEY, v VARCHAR(40))",
+		"INSERT INTO shop.big SELECT seq, CONCAT('row ', seq) FROM shop.seq_1_to_20000",
+		"CREATE TABLE shop.zz_gone (id INT PRIMARY KEY)",
+		"INSERT INTO shop.zz_gone SELECT seq FROM shop.seq_1_to_100"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, "full_load: {chunk_size: 50, parallelism: 1}")
+	w := newWriter(t, m, 3)
+	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	ctx, stop := context.WithCancel(t.Context())
+	lt.stop, lt.done = stop, make(chan error, 1)
+	go func() { lt.done <- lt.tk.Run(ctx) }()
+	waitUntil(t, 60*time.Second, func() bool {
+		p := captureState(t, lt.cfg.StateDir).Tables["shop.big"]
+		return p != nil && p.Chunks >= 20
+	})
+	if p := captureState(t, lt.cfg.StateDir).Tables["shop.big"]; p.State != capture.StateFullLoad {
+		t.Fatalf("big is %s, want it in the middle of its load", p.State)
+	}
+	if err := m.Exec(t.Context(),
+		"ALTER TABLE shop.big ADD COLUMN note VARCHAR(20) NULL",
+		"UPDATE shop.big SET v = 'changed', note = 'n' WHERE id % 100 = 0",
+		"DROP TABLE shop.zz_gone"); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := w.db.ExecContext(t.Context(), fmt.Sprintf("UPDATE shop.big SET note = 'w' WHERE id = %d", 1+w.rng.IntN(20000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 60*time.Second, func() bool { return lt.tk.Status().Detail == "Load complete, replication ongoing" })
+	// Every row gets the new column in the lake.
+	if err := m.Exec(t.Context(), "UPDATE shop.big SET note = COALESCE(note, 'all')"); err != nil {
+		t.Fatal(err)
+	}
+	lt.drain(t)
+	st := captureState(t, lt.cfg.StateDir)
+	if p := st.Tables["shop.big"]; p.State != capture.StateCompleted || p.Chunks < 400 {
+		t.Errorf("big: %s in %d chunks", p.State, p.Chunks)
+	}
+	if p := st.Tables["shop.zz_gone"]; p == nil || p.State != capture.StateError || !strings.Contains(p.Error, "zz_gone") {
+		t.Errorf("zz_gone: %+v, want Table error", p)
+	}
+	b, err := objstore.NewFile(lt.lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := lake.Read(t.Context(), b, lt.cfg.Delivery.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := lake.ReplayRecords(recs)
+	if len(rp.Duplicates) > 0 {
+		t.Errorf("%d duplicates, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
+	}
+	src, err := capture.ReadTable(t.Context(), lt.cfg.Source.MySQL, "shop", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm := lake.Compare(rp.Tables["shop.big"], src)
+	for i, x := range mm {
+		if i == 10 {
+			break
+		}
+		t.Errorf("big: %s", x)
+	}
+	if len(mm) > 0 {
+		t.Errorf("big: %d mismatches", len(mm))
+	}
+	if n := len(rp.Tables["shop.zz_gone"]); n != 0 {
+		t.Errorf("zz_gone: %d rows in the lake after its drop-table", n)
+	}
+}

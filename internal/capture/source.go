@@ -144,6 +144,13 @@ type tableInfo struct {
 	def     change.TableDef
 }
 
+// noTableError: information_schema knows no columns of the table.
+type noTableError struct{ t TableName }
+
+func (e noTableError) Error() string {
+	return fmt.Sprintf("table %s does not exist (was it dropped or renamed?)", e.t)
+}
+
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
@@ -177,7 +184,7 @@ func readTableInfo(ctx context.Context, q queryer, t TableName) (*tableInfo, err
 		return nil, fmt.Errorf("reading columns of %s: %w", t, err)
 	}
 	if len(ti.columns) == 0 {
-		return nil, fmt.Errorf("table %s has no columns (was it dropped?)", t)
+		return nil, noTableError{t}
 	}
 	if ti.pkIndex, ti.pk, err = primaryKey(ctx, q, t, pri); err != nil {
 		return nil, err
