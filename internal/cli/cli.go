@@ -123,6 +123,7 @@ func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		srv.RequireToken(cfg.HTTP.Token)
 		go func() {
 			if err := srv.Serve(); err != nil {
 				log.Error("http server", "err", err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -25,13 +26,15 @@ const defaultAPI = "http://127.0.0.1:8080"
 type apiFlags struct {
 	url     string
 	config  string
+	token   string
 	timeout time.Duration
 	json    bool
 }
 
 func (f *apiFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.url, "url", "", "base URL of the task's HTTP API (default "+defaultAPI+")")
-	cmd.Flags().StringVarP(&f.config, "config", "c", "", "take the API address from this pipeline config's http.listen")
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "take the API address from this pipeline config's http.listen (and the token from its http.token)")
+	cmd.Flags().StringVar(&f.token, "token", "", "bearer token of the API (the task's http.token; default: the one in --config, else $BINLAKE_API_TOKEN)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the API")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
 }
@@ -45,6 +48,9 @@ func (f *apiFlags) base() (string, error) {
 		cfg, err := loadConfig(f.config)
 		if err != nil {
 			return "", err
+		}
+		if f.token == "" {
+			f.token = cfg.HTTP.Token
 		}
 		if cfg.HTTP.Listen == "" {
 			return "", usageError{fmt.Errorf("%s sets no http.listen, so its task serves no API: set http.listen (e.g. 127.0.0.1:8080) and restart the task, or give --url", f.config)}
@@ -84,6 +90,13 @@ func (f *apiFlags) get(ctx context.Context, base, path string, v any) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	tok := f.token
+	if tok == "" {
+		tok = os.Getenv("BINLAKE_API_TOKEN")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("reading the task's API (is binlake run going, with http.listen at %s?): %w", base, err)
@@ -92,6 +105,12 @@ func (f *apiFlags) get(ctx context.Context, base, path string, v any) ([]byte, e
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", base+path, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		if tok == "" {
+			return nil, fmt.Errorf("GET %s: the API requires a token: give --token (the task's http.token), --config, or set BINLAKE_API_TOKEN", base+path)
+		}
+		return nil, fmt.Errorf("GET %s: the API refused the token (401): check --token against the task's http.token", base+path)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }

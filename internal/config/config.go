@@ -201,10 +201,13 @@ type S3 struct {
 	StorageClass string `yaml:"storage_class"`
 }
 
-// HTTP is the metrics and health endpoint.
+// HTTP is the API, metrics, console and health endpoint.
 type HTTP struct {
 	// Listen is host:port; empty means no HTTP server.
 	Listen string `yaml:"listen"`
+	// Token, when set, is the bearer token every endpoint but /healthz and
+	// /readyz requires (Authorization: Bearer <token>).
+	Token string `yaml:"token"`
 }
 
 // Log configures logging.
@@ -356,7 +359,7 @@ func (e *fileError) Unwrap() error { return e.err }
 const redacted = "****"
 
 // Redacted returns a deep copy of c for printing, with the MySQL password
-// and the S3 secret key and session token replaced by "****" (empty ones
+// the S3 secret key and session token and the HTTP token replaced by "****" (empty ones
 // stay empty) and any password in the S3 endpoint URL by "xxxxx", as
 // url.URL.Redacted does.
 func (c *Config) Redacted() *Config {
@@ -370,6 +373,7 @@ func (c *Config) Redacted() *Config {
 	hide(&r.Source.MySQL.Password)
 	hide(&r.S3.SecretAccessKey)
 	hide(&r.S3.SessionToken)
+	hide(&r.HTTP.Token)
 	r.Stream.NATS.URLs = append([]string(nil), c.Stream.NATS.URLs...)
 	r.Stream.Kafka.Brokers = append([]string(nil), c.Stream.Kafka.Brokers...)
 	hide(&r.Stream.NATS.Password)

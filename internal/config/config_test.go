@@ -352,6 +352,7 @@ var badConfigs = []struct {
 		`target: scheme "gs://" is not supported`,
 		"state_dir: must be set",
 		`http.listen: "8080" is not host:port`,
+		"http.token: must not contain spaces or control characters",
 		`log.level: must be one of debug, info, warn, error; got "verbose"`,
 		`log.format: must be one of text, json; got "logfmt"`,
 	}},
@@ -570,8 +571,9 @@ func TestRedacted(t *testing.T) {
 		SecretAccessKey: "sk",
 		SessionToken:    "st",
 	}
+	c.HTTP = HTTP{Listen: "127.0.0.1:8080", Token: "tk"}
 	r := c.Redacted()
-	if r.Source.MySQL.Password != "****" || r.S3.SecretAccessKey != "****" || r.S3.SessionToken != "****" {
+	if r.Source.MySQL.Password != "****" || r.S3.SecretAccessKey != "****" || r.S3.SessionToken != "****" || r.HTTP.Token != "****" {
 		t.Errorf("secrets not redacted: %+v %+v", r.Source.MySQL, r.S3)
 	}
 	if strings.Contains(r.S3.Endpoint, "secret") || !strings.Contains(r.S3.Endpoint, "127.0.0.1:9000") {
@@ -591,7 +593,7 @@ func TestRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"pw", "sk", "st", "secret"} {
+	for _, secret := range []string{"pw", "sk", "st", "secret", "tk"} {
 		if strings.Contains(string(out), ": "+secret+"\n") || strings.Contains(string(out), ":"+secret+"@") {
 			t.Errorf("marshalled redacted config shows %q:\n%s", secret, out)
 		}

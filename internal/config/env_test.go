@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -119,4 +121,27 @@ stream: {partitions: "${BINLAKE_TEST_UNSET:-16}"}`, 1)))
 			t.Errorf("user %q, password %q; want both ${HOME}", c.Source.MySQL.User, c.Source.MySQL.Password)
 		}
 	})
+}
+
+func TestHTTPTokenFromEnv(t *testing.T) {
+	t.Setenv("BINLAKE_TEST_API_TOKEN", "s3cr3t-token")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yml")
+	yml := "task: t\nsource:\n  mysql:\n    host: h\n    user: u\ntables:\n  - include: \"s.%\"\ntarget: file:///tmp/lake\nhttp:\n  listen: 127.0.0.1:8080\n  token: ${BINLAKE_TEST_API_TOKEN}\n"
+	if err := os.WriteFile(p, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Token != "s3cr3t-token" {
+		t.Errorf("http.token = %q", c.HTTP.Token)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(yml, "  listen: 127.0.0.1:8080\n", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "http.token: is set but http.listen is not") {
+		t.Errorf("token without listen: %v", err)
+	}
 }

@@ -118,6 +118,14 @@ func (c *Config) validate() []*FieldError {
 	if l := c.HTTP.Listen; l != "" && l == c.Stream.Embedded.Listen && !strings.HasSuffix(l, ":0") {
 		ps.add("stream.embedded.listen", "%q is also http.listen; give them different ports", l)
 	}
+	if tok := c.HTTP.Token; tok != "" {
+		if c.HTTP.Listen == "" {
+			ps.add("http.token", "is set but http.listen is not, so there is no API to protect; set http.listen or remove http.token")
+		}
+		if strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+			ps.add("http.token", "must not contain spaces or control characters (it is sent as Authorization: Bearer <token>)")
+		}
+	}
 	ps.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	ps.oneOf("log.format", c.Log.Format, "text", "json")
 	return ps

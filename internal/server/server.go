@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,10 +35,45 @@ type StatusSource interface {
 
 // Server is the HTTP API.
 type Server struct {
-	src StatusSource
-	log *slog.Logger
-	srv *http.Server
-	ln  net.Listener
+	src   StatusSource
+	log   *slog.Logger
+	srv   *http.Server
+	ln    net.Listener
+	token []byte // sha256 of the bearer token; nil: no token required
+}
+
+// RequireToken makes every endpoint but /healthz, /readyz and the console
+// page answer 401 unless the request carries "Authorization: Bearer
+// <token>". The console page is static and holds no data: a browser cannot
+// send a header when it opens it, and the page's script sends the token with
+// every API call. Call it before Serve; an empty token requires none.
+func (s *Server) RequireToken(token string) {
+	if token == "" {
+		s.token = nil
+		return
+	}
+	h := sha256.Sum256([]byte(token))
+	s.token = h[:]
+}
+
+// authorize wraps next with the bearer-token check.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.token == nil || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || (r.URL.Path == "/" && r.Method == http.MethodGet) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		// Comparing hashes keeps the comparison constant-time whatever
+		// the lengths.
+		h := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(h[:], s.token) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="binlake"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: this API needs the header Authorization: Bearer <http.token>"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Listen binds addr; Serve starts answering. metrics is served at /metrics
@@ -67,7 +105,7 @@ func Listen(addr string, src StatusSource, metrics prometheus.Gatherer, log *slo
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'")
 		w.Write(console)
 	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.authorize(mux), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
 
