@@ -59,6 +59,19 @@ func (s *source) binlogPositionOn(ctx context.Context, conn *sql.Conn) (string, 
 type txn struct {
 	id      uint64
 	records []*change.Record
+	// defined: tables whose definition this transaction publishes (true)
+	// or makes stale with a DDL (false); applied to the checkpoint state at
+	// commit, so an unpublished transaction changes nothing.
+	defined map[string]bool
+}
+
+// setDefined records, for the commit, whether table's definition is on the
+// stream.
+func (tx *txn) setDefined(table string, v bool) {
+	if tx.defined == nil {
+		tx.defined = map[string]bool{}
+	}
+	tx.defined[table] = v
 }
 
 // streamBinlog reads the binlog from the checkpoint until ctx is cancelled
@@ -291,8 +304,17 @@ func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (
 			r.c.mu.Unlock()
 		}
 	}
+	var defined map[string]bool
+	if r.tx != nil {
+		defined = r.tx.defined
+	}
 	r.tx = nil
 	r.c.mu.Lock()
+	for table, v := range defined {
+		if p := r.c.state.Tables[table]; p != nil {
+			p.Defined = v
+		}
+	}
 	r.c.state.BinlogFile, r.c.state.BinlogPos = r.file, r.pos
 	if last != nil {
 		r.c.state.LastRecord = last
@@ -470,11 +492,7 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 	// The table's new definition follows before its next rows, taken from
 	// their table-map event: the schema in force at that binlog position
 	// (reading information_schema now could see a later DDL).
-	r.c.mu.Lock()
-	if p := r.c.state.Tables[t.String()]; p != nil {
-		p.Defined = false
-	}
-	r.c.mu.Unlock()
+	r.tx.setDefined(t.String(), false)
 	r.tx.records = append(r.tx.records, rec)
 	return nil
 }
@@ -487,14 +505,18 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn, t TableName, start uint64) {
 	r.c.mu.Lock()
 	p := r.c.state.Tables[t.String()]
-	if p == nil || p.Defined {
+	defined := p != nil && p.Defined
+	if v, ok := r.tx.defined[t.String()]; ok {
+		defined = v
+	}
+	if p == nil || defined {
 		r.c.mu.Unlock()
 		return
 	}
 	chunk := r.c.state.NextChunk
 	r.c.state.NextChunk++
-	p.Defined = true
 	r.c.mu.Unlock()
+	r.tx.setDefined(t.String(), true)
 
 	def := tableMapDef(tm, cols)
 	r.tx.records = append(r.tx.records, &change.Record{
