@@ -285,6 +285,7 @@ func (c *Capture) emit(ctx context.Context, rec *change.Record) error {
 		Position:   rec.Position.String(),
 		Op:         string(rec.Op),
 		CommitTime: rec.CommitTime,
+		Key:        rec.PartitionKey,
 		Data:       data,
 	})
 }
