@@ -105,19 +105,14 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	running := s.Status == StatusRunning || s.Status == StatusStopping
 
 	var captureLag *float64
-	if phase == capture.PhaseStreaming {
+	// The binlog reader runs during the full load too (it merges the
+	// chunks), so capture's lag is the age of the last commit it published
+	// in both phases.
+	if phase == capture.PhaseStreaming || phase == capture.PhaseLoading {
 		if last := cp.LastCommit(); !last.IsZero() {
 			lag := seconds(now.Sub(last))
 			captureLag = &lag
 			ob.behind = now.Sub(last)
-		}
-	}
-	if phase == capture.PhaseLoading {
-		// CDC will start where the first snapshot was taken.
-		for _, p := range progress {
-			if p.LoadStart != nil && now.Sub(*p.LoadStart) > ob.behind {
-				ob.behind = now.Sub(*p.LoadStart)
-			}
 		}
 	}
 	ob.retention = cp.BinlogRetention()
