@@ -3,16 +3,17 @@ GO ?= go
 GOFLAGS_TEST ?= -count=1 -timeout 40m
 BIN := bin/binlake
 
-.PHONY: all build test demo bench vet fmt clean deps
+.PHONY: all build test demo bench vet fmt clean deps screenshot
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/binlake
 
-# deps installs what the tests start: MariaDB (apt, as root) and versitygw (go install).
+# deps installs what the tests start: MariaDB (apt, as root), versitygw (go install),
+# node, kinesalite and chromium (for the console's browser test).
 deps:
-	@scripts/deps.sh s3 node kinesis
+	@scripts/deps.sh s3 node kinesis browser
 
 # The whole suite, against real MariaDB and S3-compatible servers the tests start.
 test: deps
@@ -24,6 +25,10 @@ test: deps
 demo:
 	@scripts/deps.sh
 	$(GO) run ./cmd/binlake demo --dir demo-lake
+
+# screenshot runs the console's browser test and saves what it sees as docs/console.png.
+screenshot: deps
+	$(GO) test -count=1 -run TestConsoleInBrowser ./internal/console -screenshot $(CURDIR)/docs/console.png
 
 bench:
 	@echo "make bench: not yet — the benchmark suite lands with the performance issue (#8)."

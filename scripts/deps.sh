@@ -6,6 +6,8 @@
 #   scripts/deps.sh        # MariaDB server binaries
 #   scripts/deps.sh s3     # ... and versitygw
 #   scripts/deps.sh kinesis   # ... and node, npm and kinesalite (npm, into ~/.cache/binlake/npm)
+#   scripts/deps.sh browser   # ... and node, npm and chromium (the console's browser test;
+#                             # it installs playwright-core into ~/.cache/binlake/npm itself)
 set -euo pipefail
 
 VERSITYGW=github.com/versity/versitygw/cmd/versitygw@v1.8.0
@@ -91,7 +93,23 @@ install_kinesalite() {
 	npm install --prefix "$NPM_CACHE" --no-audit --no-fund --loglevel=error "$KINESALITE" >/dev/null
 }
 
+# Debian's chromium, driven by playwright-core in the console's browser test.
+have_chromium() {
+	[[ -x /usr/bin/chromium ]]
+}
+
+install_chromium() {
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps.sh: chromium not found; install it: sudo apt-get install -y chromium" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing chromium" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
 want_s3=false
+want_browser=false
 want_node=false
 want_kinesis=false
 for arg in "$@"; do
@@ -99,8 +117,9 @@ for arg in "$@"; do
 	s3) want_s3=true ;;
 	node) want_node=true ;;
 	kinesis) want_node=true want_kinesis=true ;;
+	browser) want_node=true want_browser=true ;;
 	*)
-		echo "usage: $0 [s3] [node] [kinesis]" >&2
+		echo "usage: $0 [s3] [node] [kinesis] [browser]" >&2
 		exit 2
 		;;
 	esac
@@ -119,4 +138,7 @@ if $want_node; then
 fi
 if $want_kinesis; then
 	install_kinesalite
+fi
+if $want_browser; then
+	have_chromium || install_chromium
 fi
