@@ -95,6 +95,7 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 
 func runCmd(stderr io.Writer) *cobra.Command {
 	var path string
+	var progress bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the task until SIGINT/SIGTERM, then drain and exit 0 (a full-load task exits when the load is delivered)",
@@ -107,17 +108,37 @@ func runCmd(stderr io.Writer) *cobra.Command {
 			log := newLogger(stderr, cfg.Log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return RunTask(ctx, cfg, log)
+			var pw io.Writer
+			if progress {
+				pw = stderr
+			}
+			return RunTaskWith(ctx, cfg, log, pw)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
+	cmd.Flags().BoolVar(&progress, "progress", false, "print a one-line summary (status, full-load %, records, rate, lag) to stderr every 5s")
 	return cmd
 }
 
 // RunTask runs a task with its HTTP API (when http.listen is set) until ctx
 // is cancelled and the task has drained.
 func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	return RunTaskWith(ctx, cfg, log, nil)
+}
+
+// RunTaskWith is RunTask that, when progress is not nil, also writes a
+// one-line summary of the task there every progressEvery.
+func RunTaskWith(ctx context.Context, cfg *config.Config, log *slog.Logger, progress io.Writer) error {
 	t := task.New(cfg, log)
+	if progress != nil {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			reportProgress(stop, t, progress, progressEvery)
+		}()
+		defer func() { close(stop); <-done }()
+	}
 	if cfg.HTTP.Listen != "" {
 		srv, err := server.Listen(cfg.HTTP.Listen, t, t.Registry(), log)
 		if err != nil {
