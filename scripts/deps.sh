@@ -6,8 +6,8 @@
 #   scripts/deps.sh        # MariaDB server binaries
 #   scripts/deps.sh s3     # ... and versitygw
 #   scripts/deps.sh kinesis   # ... and node, npm and kinesalite (npm, into ~/.cache/binlake/npm)
-#   scripts/deps.sh browser   # ... and node, npm and chromium (the console's browser test;
-#                             # it installs playwright-core into ~/.cache/binlake/npm itself)
+#   scripts/deps.sh browser   # ... and node, npm, chromium and playwright-core (npm, into
+#                             # ~/.cache/binlake/npm) for the console's browser test
 set -euo pipefail
 
 VERSITYGW=github.com/versity/versitygw/cmd/versitygw@v1.8.0
@@ -108,6 +108,16 @@ install_chromium() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }
 
+# playwright-core drives chromium. Installed here, before the tests run, so
+# that no two test processes run npm on the same prefix at once.
+PLAYWRIGHT=playwright-core
+install_playwright() {
+	[[ -f $NPM_CACHE/node_modules/playwright-core/package.json ]] && return 0
+	echo "deps.sh: installing $PLAYWRIGHT into $NPM_CACHE" >&2
+	mkdir -p "$NPM_CACHE"
+	npm install --prefix "$NPM_CACHE" --no-audit --no-fund --loglevel=error "$PLAYWRIGHT" >/dev/null
+}
+
 want_s3=false
 want_browser=false
 want_node=false
@@ -141,4 +151,5 @@ if $want_kinesis; then
 fi
 if $want_browser; then
 	have_chromium || install_chromium
+	install_playwright
 fi
