@@ -220,8 +220,8 @@ func describeLake(out io.Writer, lake string) error {
 		}
 		rel, _ := filepath.Rel(lake, path)
 		parts := strings.Split(rel, string(filepath.Separator))
-		if len(parts) < 3 {
-			return nil
+		if len(parts) < 3 || strings.HasPrefix(parts[1], "_binlake") {
+			return nil // markers, not a table's objects
 		}
 		name := parts[1] + "." + parts[2]
 		tf := tables[name]
