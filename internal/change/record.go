@@ -109,7 +109,7 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
 	if r.Op.IsControl() {
 		b = append(b, `"control":{"statement":`...)
-		b = appendString(b, r.Statement)
+		b = AppendString(b, r.Statement)
 		if r.TableDef != nil {
 			b = append(b, `,"table-def":`...)
 			b = r.TableDef.appendJSON(b)
@@ -124,11 +124,11 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 	}
 	b = append(b, `,"metadata":{"timestamp":`...)
-	b = appendString(b, r.BuiltAt.UTC().Format(tsLayout))
+	b = AppendString(b, r.BuiltAt.UTC().Format(tsLayout))
 	b = append(b, `,"record-type":"`...)
 	b = append(b, r.RecordType()...)
 	b = append(b, `","operation":`...)
-	b = appendString(b, string(r.Op))
+	b = AppendString(b, string(r.Op))
 	b = append(b, `,"partition-key-type":`...)
 	if r.PartitionKeyPK {
 		b = append(b, `"primary-key"`...)
@@ -136,11 +136,11 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = append(b, `"schema-table"`...)
 	}
 	b = append(b, `,"partition-key-value":`...)
-	b = appendString(b, r.PartitionKey)
+	b = AppendString(b, r.PartitionKey)
 	b = append(b, `,"schema-name":`...)
-	b = appendString(b, r.Schema)
+	b = AppendString(b, r.Schema)
 	b = append(b, `,"table-name":`...)
-	b = appendString(b, r.Table)
+	b = AppendString(b, r.Table)
 	// Records read at a snapshot watermark (full-load rows and the control
 	// records around them) belong to no source transaction.
 	if r.Op != OpLoad && !(r.Op.IsControl() && r.Position.Kind == KindLoad && r.TransactionID == 0) {
@@ -158,7 +158,7 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 	}
 	b = append(b, `,"commit-timestamp":`...)
-	b = appendString(b, r.CommitTime.UTC().Format(tsLayout))
+	b = AppendString(b, r.CommitTime.UTC().Format(tsLayout))
 	b = append(b, `,"stream-position":"`...)
 	b = append(b, r.Position.String()...)
 	b = append(b, `","format-version":`...)
@@ -173,7 +173,7 @@ func appendRow(b []byte, row Row) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, f.Name)
+		b = AppendString(b, f.Name)
 		b = append(b, ':')
 		b = AppendValue(b, f.Value)
 	}
@@ -201,9 +201,9 @@ func AppendValue(b []byte, v any) []byte {
 		}
 		return strconv.AppendFloat(b, f, 'g', -1, 32)
 	case Decimal:
-		return appendString(b, string(x))
+		return AppendString(b, string(x))
 	case string:
-		return appendString(b, x)
+		return AppendString(b, x)
 	case []byte:
 		b = append(b, '"')
 		b = base64.StdEncoding.AppendEncode(b, x)
@@ -215,9 +215,9 @@ func AppendValue(b []byte, v any) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Invalid UTF-8 is replaced with
+// AppendString appends s as a JSON string. Invalid UTF-8 is replaced with
 // U+FFFD so that the output is always valid JSON.
-func appendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -288,11 +288,11 @@ func (d *TableDef) appendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, c.Name)
+		b = AppendString(b, c.Name)
 		b = append(b, `:{"type":`...)
-		b = appendString(b, c.Type)
+		b = AppendString(b, c.Type)
 		b = append(b, `,"data-type":`...)
-		b = appendString(b, c.DataType)
+		b = AppendString(b, c.DataType)
 		b = append(b, `,"nullable":`...)
 		b = strconv.AppendBool(b, c.Nullable)
 		b = append(b, '}')
@@ -302,14 +302,14 @@ func (d *TableDef) appendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, c.Name)
+		b = AppendString(b, c.Name)
 	}
 	b = append(b, `],"primary-key":[`...)
 	for i, c := range d.PrimaryKey {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, c)
+		b = AppendString(b, c)
 	}
 	return append(b, "]}"...)
 }
