@@ -20,20 +20,18 @@ func encode(compression string, lines []byte) ([]byte, string, error) {
 // the compressed body and the extension that says how: "" (none), ".gz",
 // ".zst" or ".snappy" (framed).
 func compress(compression string, data []byte) ([]byte, string, error) {
-	if compression == "none" {
+	switch compression {
+	case "none":
 		return append([]byte(nil), data...), "", nil
+	case "zstd":
+		// One encoder for every object: building one allocates megabytes.
+		return zstdEncoder.EncodeAll(data, make([]byte, 0, len(data)/4+64)), ".zst", nil
 	}
 	var out bytes.Buffer
 	out.Grow(len(data)/4 + 64)
 	var zw io.WriteCloser
 	ext := ".gz"
 	switch compression {
-	case "zstd":
-		w, err := zstd.NewWriter(&out, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, "", fmt.Errorf("compressing: %w", err)
-		}
-		zw, ext = w, ".zst"
 	case "snappy":
 		zw, ext = snappy.NewBufferedWriter(&out), ".snappy"
 	default:
@@ -47,3 +45,13 @@ func compress(compression string, data []byte) ([]byte, string, error) {
 	}
 	return out.Bytes(), ext, nil
 }
+
+// zstdEncoder compresses whole objects (EncodeAll is safe for concurrent
+// use).
+var zstdEncoder = func() *zstd.Encoder {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		panic(fmt.Sprintf("delivery: zstd encoder: %v", err))
+	}
+	return e
+}()
