@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -123,3 +124,103 @@ state_dir: %s
 		t.Errorf("binlake validate of a matching table: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+// TestValidateFindsEditedObjects edits the lake itself: one row's value is
+// altered, one row's records are removed and a row that the source never
+// had is added. validate names each by key (and column for the altered
+// value).
+func TestValidateFindsEditedObjects(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	ctx := t.Context()
+	if err := m.Exec(ctx, "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(20), price DECIMAL(6,2))",
+		"INSERT INTO shop.items VALUES (1,'apple',1.20),(2,'pear',2.50),(3,'plum',0.99)"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lakeDir := filepath.Join(dir, "lake")
+	cfg, err := config.Parse(fmt.Appendf(nil, `task: shop
+source: {mysql: {host: 127.0.0.1, port: %d, user: root}}
+migration: full-load
+tables: [{include: "shop.%%"}]
+stream: {partitions: 1}
+delivery: {buffer: {size: 1MiB, interval: 1s}, compression: none, prefix: lake/}
+target: file://%s
+state_dir: %s
+`, m.Port, lakeDir, filepath.Join(dir, "state")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := objstore.NewFile(lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := validate.Options{Config: cfg, Bucket: bucket, Rounds: 1}
+	if res, err := validate.Run(ctx, o); err != nil || !validate.OK(res) {
+		t.Fatalf("before the edits: %+v %v", res, err)
+	}
+
+	// Edit the object holding the loaded rows.
+	var key string
+	bucket.List(ctx, "lake/", func(k string, size int64) error {
+		if strings.Contains(k, "shop.items-p") && strings.HasSuffix(k, ".json") {
+			body, _ := bucket.Get(ctx, k)
+			if strings.Contains(string(body), `"operation":"load"`) {
+				key = k
+			}
+		}
+		return nil
+	})
+	if key == "" {
+		t.Fatal("no object with the loaded rows")
+	}
+	body, err := bucket.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+		switch {
+		case strings.Contains(line, `"partition-key-value":"shop.items.2"`):
+			continue // row 2 disappears from the lake
+		case strings.Contains(line, `"partition-key-value":"shop.items.1"`):
+			line = strings.Replace(line, `"price":"1.20"`, `"price":"9.99"`, 1) // row 1 altered
+		case strings.Contains(line, `"partition-key-value":"shop.items.3"`):
+			// A row the source never had, at a later position.
+			extra := strings.NewReplacer(`"id":3`, `"id":4`, `shop.items.3`, `shop.items.4`, `"plum"`, `"kiwi"`).Replace(line)
+			extra = lastRowField.ReplaceAllString(extra, `/0000000099"$1`)
+			lines = append(lines, line, extra)
+			continue
+		}
+		lines = append(lines, line)
+	}
+	if err := bucket.Put(ctx, key, []byte(strings.Join(lines, "\n")+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := validate.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].State != validate.StateMismatched || res[0].Differing != 3 {
+		t.Fatalf("after the edits: %+v", res)
+	}
+	var got []string
+	for _, mm := range res[0].Mismatches {
+		got = append(got, mm.String())
+	}
+	want := []string{
+		"shop.items.1 column price: source 1.20, lake 9.99",
+		"shop.items.2: missing from the lake",
+		"shop.items.4: in the lake but not at the source",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("mismatches:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// lastRowField is the last field of a stream-position (the row number of a
+// load record).
+var lastRowField = regexp.MustCompile(`/\d{10}"(,"format-version")`)
