@@ -116,7 +116,7 @@ func (o Options) table(ctx context.Context, root, schema, table string) Result {
 		r.State = StateNoPK
 		return r
 	}
-	var previous map[string]bool
+	var previous map[string]diff
 	for round := 0; round < o.Rounds; round++ {
 		if round > 0 {
 			select {
@@ -139,10 +139,12 @@ func (o Options) table(ctx context.Context, root, schema, table string) Result {
 			r.State, r.Differing, r.Mismatches = StateValidated, 0, nil
 			return r
 		}
-		// A key that differs in every round is not merely in flight.
+		// A key whose source row and lake row both stayed the same since
+		// the last round, and still differ, is not merely in flight: a
+		// change on its way would have moved one of them.
 		if previous != nil {
-			for k := range now {
-				if !previous[k] {
+			for k, d := range now {
+				if p, ok := previous[k]; !ok || p != d {
 					delete(now, k)
 				}
 			}
@@ -162,7 +164,7 @@ func (o Options) table(ctx context.Context, root, schema, table string) Result {
 }
 
 // mismatches lists the differences of the given keys, at most max.
-func mismatches(src map[string]change.Row, replayed lake.Table, keys map[string]bool, max int) []lake.Mismatch {
+func mismatches(src map[string]change.Row, replayed lake.Table, keys map[string]diff, max int) []lake.Mismatch {
 	s := map[string]change.Row{}
 	l := lake.Table{}
 	for k := range keys {
@@ -209,21 +211,29 @@ func (o Options) replay(ctx context.Context, root, schema, table string) (lake.T
 
 // diffKeys returns the keys whose rows differ, compared through hashes of
 // their canonical JSON form.
-func diffKeys(src map[string]change.Row, replayed lake.Table) map[string]bool {
-	out := map[string]bool{}
+func diffKeys(src map[string]change.Row, replayed lake.Table) map[string]diff {
+	out := map[string]diff{}
 	for k, row := range src {
+		d := diff{source: hashSource(row)}
 		got, ok := replayed[k]
-		if !ok || hashSource(row) != lake.HashRow(got) {
-			out[k] = true
+		if ok {
+			d.lake = lake.HashRow(got)
+		}
+		if !ok || d.source != d.lake {
+			out[k] = d
 		}
 	}
-	for k := range replayed {
+	for k, got := range replayed {
 		if _, ok := src[k]; !ok {
-			out[k] = true
+			out[k] = diff{lake: lake.HashRow(got)}
 		}
 	}
 	return out
 }
+
+// diff is a differing key's row hashes at the source and in the lake (zero
+// where the row is missing).
+type diff struct{ source, lake [32]byte }
 
 func hashSource(row change.Row) [32]byte {
 	return lake.HashRow(lake.SourceRow(row))

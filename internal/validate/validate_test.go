@@ -2,6 +2,7 @@ package validate_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -218,6 +219,32 @@ state_dir: %s
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("mismatches:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A row that keeps changing at the source (binlake is stopped, so the
+	// lake never catches up) is in flight, not a mismatch: its source row
+	// moves between rounds.
+	changing, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for i := 0; changing.Err() == nil; i++ {
+			m.Exec(changing, fmt.Sprintf("UPDATE shop.items SET price = %d.00 WHERE id = 3", i%100))
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	o.Rounds, o.Wait = 3, 300*time.Millisecond
+	res, err = validate.Run(ctx, o)
+	stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].State != validate.StateMismatched || res[0].Differing != 3 {
+		t.Errorf("with row 3 changing: %+v, want the same 3 mismatches and row 3 not among them", res[0])
+	}
+	for _, mm := range res[0].Mismatches {
+		if mm.Key == "shop.items.3" {
+			t.Errorf("row 3, changing at the source, reported as a mismatch: %s", mm)
+		}
 	}
 }
 
