@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/cli"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/server"
@@ -79,6 +81,7 @@ delivery: {buffer: {size: 1MiB, interval: 1s}}
 		}
 	}()
 	waitFor(t, 60*time.Second, func() bool { return tk.Status().Detail == "Load complete, replication ongoing" })
+	workloadStart := time.Now().Add(-time.Second) // the source's clock may round
 	if err := m.Exec(ctx,
 		"INSERT INTO shop.items VALUES (6,'f'),(7,'g')",
 		"INSERT INTO shop.items VALUES (8,'h')",
@@ -129,6 +132,31 @@ delivery: {buffer: {size: 1MiB, interval: 1s}}
 	}
 
 	fams := scrape(t, base)
+	workloadEnd := time.Now().Add(time.Second)
+
+	// The stream positions: capture's coordinate is SHOW MASTER STATUS's
+	// (the source is idle now), the lake holds the workload's last commit.
+	master := masterPosition(t, m)
+	file, pos, _ := strings.Cut(master, ":")
+	fileNumber, err := change.BinlogFileNumber(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset, err := strconv.ParseFloat(pos, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := sample(fams, "binlake_capture_binlog_file_number", ""); !ok || got != float64(fileNumber) {
+		t.Errorf("binlake_capture_binlog_file_number = %v (present %v), want %d (SHOW MASTER STATUS %s)", got, ok, fileNumber, master)
+	}
+	if got, ok := sample(fams, "binlake_capture_binlog_offset_bytes", ""); !ok || got != offset {
+		t.Errorf("binlake_capture_binlog_offset_bytes = %v (present %v), want %v (SHOW MASTER STATUS %s)", got, ok, offset, master)
+	}
+	if got, ok := sample(fams, "binlake_delivered_commit_timestamp_seconds", `table="shop.items"`); !ok ||
+		got < float64(workloadStart.Unix()) || got > float64(workloadEnd.Unix()) {
+		t.Errorf("binlake_delivered_commit_timestamp_seconds{table=\"shop.items\"} = %v (present %v), want the workload's last commit, in [%d, %d]",
+			got, ok, workloadStart.Unix(), workloadEnd.Unix())
+	}
 	for _, c := range []struct {
 		name   string
 		labels string

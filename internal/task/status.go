@@ -84,6 +84,13 @@ func (t *Task) Status() Status {
 type observation struct {
 	retention capture.Retention
 	behind    time.Duration // how far capture is behind the source (0: unknown)
+	// binlogFile and binlogPos are the coordinate capture has published
+	// everything up to ("" before it has one).
+	binlogFile string
+	binlogPos  uint32
+	// delivered is each table's newest source commit time stored in the
+	// lake (absent until one is).
+	delivered map[string]time.Time
 }
 
 // observe reads the task's state at now.
@@ -183,6 +190,13 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	}
 	if file, pos := cp.Position(); file != "" {
 		s.SourcePosition = fmt.Sprintf("%s:%d", file, pos)
+		ob.binlogFile, ob.binlogPos = file, pos
+	}
+	ob.delivered = map[string]time.Time{}
+	for name, st := range stats {
+		if !st.LastCommitTime.IsZero() {
+			ob.delivered[name] = st.LastCommitTime
+		}
 	}
 	s.BufferedBytes = dl.BufferedBytes()
 	s.DuplicatesDropped = dl.Duplicates()
