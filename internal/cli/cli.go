@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -95,50 +96,73 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 
 func runCmd(stderr io.Writer) *cobra.Command {
 	var path string
-	var progress bool
+	var progress, logToStderr bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the task until SIGINT/SIGTERM, then drain and exit 0 (a full-load task exits when the load is delivered)",
-		Args:  cobra.NoArgs,
+		Long: `Run the task until SIGINT/SIGTERM, then drain and exit 0 (a full-load task exits when the load is delivered).
+
+On a terminal, binlake run draws a live view every second: a full-load progress
+bar per table while the load runs, and a line of rates (records/s captured and
+delivered), capture and delivery lag and warnings; the logs then go to
+<state_dir>/binlake.log (--log-to-stderr keeps them on the terminal, with a
+summary line every 5s instead of the live view). When stderr is not a
+terminal, the logs go there as they are; --progress adds the summary line.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(path)
 			if err != nil {
 				return err
 			}
-			log := newLogger(stderr, cfg.Log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var pw io.Writer
-			if progress {
-				pw = stderr
+			live := isTerminal(stderr) && !logToStderr
+			if !live {
+				var pw io.Writer
+				if progress || isTerminal(stderr) {
+					pw = stderr
+				}
+				return runTask(ctx, cfg, newLogger(stderr, cfg.Log), pw, false)
 			}
-			return RunTaskWith(ctx, cfg, log, pw)
+			logPath := filepath.Join(cfg.StateDir, "binlake.log")
+			if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fmt.Fprintf(stderr, "binlake run: task %s; logs go to %s (--log-to-stderr keeps them here)\n", cfg.Task, logPath)
+			err = runTask(ctx, cfg, newLogger(f, cfg.Log), stderr, true)
+			if err != nil {
+				fmt.Fprintf(stderr, "binlake run: failed; see %s\n", logPath)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
-	cmd.Flags().BoolVar(&progress, "progress", false, "print a one-line summary (status, full-load %, records, rate, lag) to stderr every 5s")
+	cmd.Flags().BoolVar(&progress, "progress", false, "when stderr is not a terminal: print a one-line summary (status, full-load %, records, rate, lag) to stderr every 5s")
+	cmd.Flags().BoolVar(&logToStderr, "log-to-stderr", false, "on a terminal: keep the logs on stderr (with a summary line every 5s) instead of the live view and <state_dir>/binlake.log")
 	return cmd
 }
 
 // RunTask runs a task with its HTTP API (when http.listen is set) until ctx
 // is cancelled and the task has drained.
 func RunTask(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	return RunTaskWith(ctx, cfg, log, nil)
+	return runTask(ctx, cfg, log, nil, false)
 }
 
 // RunTaskWith is RunTask that, when progress is not nil, also writes a
 // one-line summary of the task there every progressEvery.
 func RunTaskWith(ctx context.Context, cfg *config.Config, log *slog.Logger, progress io.Writer) error {
+	return runTask(ctx, cfg, log, progress, false)
+}
+
+// runTask is RunTaskWith that, with live, redraws the terminal progress
+// there every liveEvery instead.
+func runTask(ctx context.Context, cfg *config.Config, log *slog.Logger, progress io.Writer, live bool) error {
 	t := task.New(cfg, log)
-	if progress != nil {
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			reportProgress(stop, t, progress, progressEvery)
-		}()
-		defer func() { close(stop); <-done }()
-	}
 	if cfg.HTTP.Listen != "" {
 		srv, err := server.Listen(cfg.HTTP.Listen, t, t.Registry(), log)
 		if err != nil {
@@ -156,6 +180,22 @@ func RunTaskWith(ctx context.Context, cfg *config.Config, log *slog.Logger, prog
 			srv.Shutdown(ctx)
 		}()
 		log.Info("http api listening", "console", "http://"+srv.Addr()+"/", "status", "http://"+srv.Addr()+"/api/v1/status", "metrics", "http://"+srv.Addr()+"/metrics")
+		if live {
+			fmt.Fprintf(progress, "console http://%s/ · metrics http://%s/metrics\n", srv.Addr(), srv.Addr())
+		}
+	}
+	if progress != nil {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if live {
+				drawLive(stop, t, progress, liveEvery)
+			} else {
+				reportProgress(stop, t, progress, progressEvery)
+			}
+		}()
+		defer func() { close(stop); <-done }()
 	}
 	return t.Run(ctx)
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,17 @@ type Stream struct {
 	publish  prometheus.Histogram
 	flush    prometheus.Histogram
 	failures *prometheus.CounterVec
+	captured atomic.Uint64 // records counted in records, all tables
+}
+
+// Captured is how many records capture has published since the process
+// started, all tables and operations (the sum of capture_records_total).
+// A nil m has none.
+func (m *Stream) Captured() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.captured.Load()
 }
 
 // NewStream registers the producer metrics with reg.
@@ -73,6 +85,7 @@ func (p *producer) Publish(ctx context.Context, msg *stream.Message) error {
 	}
 	if counted(msg) {
 		p.m.records.WithLabelValues(msg.Table, OpLabel(msg.Op)).Inc()
+		p.m.captured.Add(1)
 	}
 	return nil
 }

@@ -30,12 +30,15 @@ type Status struct {
 	LagSeconds *float64 `json:"replication_lag_seconds,omitempty"`
 	// DeliveryLagSeconds is now minus the source commit time of the oldest
 	// record delivery holds that is not yet in the lake (0: none).
-	DeliveryLagSeconds *float64      `json:"delivery_lag_seconds,omitempty"`
-	SourcePosition     string        `json:"source_position,omitempty"` // binlog file:pos captured up to
-	BufferedBytes      int           `json:"buffered_bytes"`
-	DuplicatesDropped  uint64        `json:"duplicates_dropped"`
-	Warnings           []Warning     `json:"warnings"`
-	Tables             []TableStatus `json:"tables"`
+	DeliveryLagSeconds *float64 `json:"delivery_lag_seconds,omitempty"`
+	SourcePosition     string   `json:"source_position,omitempty"` // binlog file:pos captured up to
+	// CapturedRecords is how many records capture published on the stream
+	// since the process started (the delivered ones are the tables' counts).
+	CapturedRecords   uint64        `json:"captured_records"`
+	BufferedBytes     int           `json:"buffered_bytes"`
+	DuplicatesDropped uint64        `json:"duplicates_dropped"`
+	Warnings          []Warning     `json:"warnings"`
+	Tables            []TableStatus `json:"tables"`
 }
 
 // TableStatus is one table's line of the status, DMS table statistics plus
@@ -198,6 +201,7 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 			ob.delivered[name] = st.LastCommitTime
 		}
 	}
+	s.CapturedRecords = t.stream.Captured()
 	s.BufferedBytes = dl.BufferedBytes()
 	s.DuplicatesDropped = dl.Duplicates()
 	var deliveryBehind time.Duration
