@@ -93,8 +93,8 @@ var liveEvery = time.Second
 const barWidth = 30
 
 // renderLive returns the lines binlake run draws on a terminal for cur:
-// while the full load runs, one progress bar per table (name, bar,
-// rows/estimated, %), then a live line of rates (records per second
+// while the full load runs, one progress bar per table (name, bar, rows
+// read/estimated, %), then a live line of rates (records per second
 // captured and delivered, from prev taken elapsed before cur), capture and
 // delivery lag, and warnings.
 func renderLive(prev, cur task.Status, elapsed time.Duration) []string {
@@ -122,7 +122,7 @@ func renderLive(prev, cur task.Status, elapsed time.Duration) []string {
 				est = fmt.Sprint(t.EstimatedRows)
 			}
 			line := fmt.Sprintf("%-*s [%s%s] %d/%s %3.0f%%", width, t.Schema+"."+t.Table,
-				strings.Repeat("#", filled), strings.Repeat(".", barWidth-filled), t.FullLoadRows, est, pct)
+				strings.Repeat("#", filled), strings.Repeat(".", barWidth-filled), max(t.LoadRowsRead, t.FullLoadRows), est, pct)
 			if t.State == "Table error" {
 				line += " error"
 			}

@@ -76,14 +76,14 @@ func TestRenderLive(t *testing.T) {
 	pct := func(f float64) *float64 { return &f }
 	lag, dlag := 0.4, 1.25
 	prev := task.Status{CapturedRecords: 1000, Tables: []task.TableStatus{
-		{Schema: "shop", Table: "items", FullLoadRows: 400},
+		{Schema: "shop", Table: "items", FullLoadRows: 200},
 		{Schema: "shop", Table: "orders", FullLoadRows: 100},
 	}}
 	cur := task.Status{
 		Task: "shop", Status: task.StatusRunning, Detail: "Load running", FullLoadPercent: 62.5,
 		LagSeconds: &lag, DeliveryLagSeconds: &dlag, CapturedRecords: 1600,
 		Tables: []task.TableStatus{
-			{Schema: "shop", Table: "items", State: "Full load", FullLoadRows: 500, EstimatedRows: 1000, FullLoadPercent: pct(50)},
+			{Schema: "shop", Table: "items", State: "Full load", FullLoadRows: 300, LoadRowsRead: 500, EstimatedRows: 1000, FullLoadPercent: pct(50)},
 			{Schema: "shop", Table: "orders", State: "Table completed", FullLoadRows: 200, EstimatedRows: 180, FullLoadPercent: pct(100), Inserts: 100},
 			{Schema: "shop", Table: "x", State: "Before load", FullLoadPercent: pct(0)},
 		},

@@ -50,6 +50,10 @@ type TableStatus struct {
 	FullLoadRows uint64 `json:"full_load_rows"`
 	// EstimatedRows is the table's row count estimate when its load started.
 	EstimatedRows uint64 `json:"estimated_rows,omitempty"`
+	// LoadRowsRead is how many of the table's rows its full load has read
+	// from the source and published so far (FullLoadRows are those stored
+	// in the lake).
+	LoadRowsRead uint64 `json:"full_load_rows_read,omitempty"`
 	// FullLoadPercent is the table's load progress: 100 once completed,
 	// rows loaded against the estimate while loading (at most 99).
 	FullLoadPercent *float64   `json:"full_load_progress_percent,omitempty"`
@@ -160,6 +164,7 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 		if p, ok := progress[name]; ok {
 			ts.State, ts.FullLoadStart, ts.FullLoadEnd, ts.Error = p.State, p.LoadStart, p.LoadEnd, p.Error
 			ts.EstimatedRows = p.EstimatedRows
+			ts.LoadRowsRead = p.LoadRows
 			pct, weight := loadProgress(p.State, max(p.LoadRows, ts.FullLoadRows), p.EstimatedRows)
 			ts.FullLoadPercent = &pct
 			weighted += pct * weight
