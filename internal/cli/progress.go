@@ -176,6 +176,9 @@ func drawLive(stop <-chan struct{}, src server.StatusSource, w io.Writer, interv
 		lines := renderLive(prev, cur, now.Sub(prevT))
 		prev, prevT = cur, now
 		var b strings.Builder
+		// Auto-wrap off while drawing: a line wider than the terminal is
+		// cut instead of taking two rows the cursor-up would miss.
+		b.WriteString("\x1b[?7l")
 		if drawn > 0 {
 			fmt.Fprintf(&b, "\x1b[%dA\r\x1b[J", drawn) // up over the last drawing, clear to the end
 		}
@@ -183,6 +186,7 @@ func drawLive(stop <-chan struct{}, src server.StatusSource, w io.Writer, interv
 			b.WriteString(l)
 			b.WriteString("\x1b[K\n")
 		}
+		b.WriteString("\x1b[?7h")
 		drawn = len(lines)
 		io.WriteString(w, b.String())
 	}

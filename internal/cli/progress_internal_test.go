@@ -125,7 +125,8 @@ func TestDrawLiveRedraws(t *testing.T) {
 	// Two lines per drawing; every drawing after the first moves up over two.
 	s := out.String()
 	draws := strings.Count(s, "Running ·")
-	if draws < 2 || strings.Count(s, "\x1b[2A\r\x1b[J") != draws-1 || strings.HasPrefix(s, "\x1b[") {
+	if draws < 2 || strings.Count(s, "\x1b[?7l\x1b[2A\r\x1b[J") != draws-1 || !strings.HasPrefix(s, "\x1b[?7ls.t ") ||
+		strings.Count(s, "\x1b[?7h") != draws || !strings.HasSuffix(s, "\x1b[K\n\x1b[?7h") {
 		t.Errorf("%d drawings:\n%q", draws, s)
 	}
 }
