@@ -201,8 +201,9 @@ func drawLive(stop <-chan struct{}, src server.StatusSource, w io.Writer, interv
 	}
 }
 
-// isTerminal tells whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
+// isTerminal tells whether w is a terminal (a character device); a
+// variable so that tests can pretend.
+var isTerminal = func(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
