@@ -126,7 +126,7 @@ http:
 	if err := <-workDone; err != nil {
 		t.Fatal(err)
 	}
-	want := masterPosition(t, m)
+	want := m.BinlogEnd(t)
 	waitStatus("not caught up with "+want, func(st task.Status) bool { return st.SourcePosition == want })
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -69,7 +69,7 @@ func (lt *lakeTask) start(t *testing.T) {
 // then stops it.
 func (lt *lakeTask) drain(t *testing.T) {
 	t.Helper()
-	want := binlogEnd(t, lt.m)
+	want := lt.m.BinlogEnd(t)
 	waitUntil(t, 60*time.Second, func() bool {
 		st := lt.tk.Status()
 		return st.SourcePosition == want || st.Status == task.StatusFailed

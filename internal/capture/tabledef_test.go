@@ -76,7 +76,7 @@ func TestTableDefinitionAtFirstSight(t *testing.T) {
 	if err := m.Exec(t.Context(), "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, v TEXT)"); err != nil {
 		t.Fatal(err)
 	}
-	start := binlogEnd(t, m)
+	start := m.BinlogEnd(t)
 	if err := m.Exec(t.Context(), "INSERT INTO shop.t VALUES (1, 'x')"); err != nil { // before the task starts
 		t.Fatal(err)
 	}

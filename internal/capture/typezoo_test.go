@@ -377,7 +377,7 @@ state_dir: %s
 	if err := m.Exec(ctx, stmts...); err != nil {
 		t.Fatal(err)
 	}
-	want := binlogEnd(t, m)
+	want := m.BinlogEnd(t)
 	waitUntil(t, 60*time.Second, func() bool { return tk.Status().SourcePosition == want || tk.Status().Status == task.StatusFailed })
 	stop()
 	if err := <-done; err != nil {
@@ -456,21 +456,6 @@ func abbrev(s string) string {
 		return string(r[:100]) + fmt.Sprintf("…(%d bytes)", len(s))
 	}
 	return s
-}
-
-// binlogEnd is the source's binlog end, as the task status reports positions.
-func binlogEnd(t *testing.T, m *testbed.MariaDB) string {
-	t.Helper()
-	db, err := m.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var file, pos, a, b string
-	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &a, &b); err != nil {
-		t.Fatal(err)
-	}
-	return file + ":" + pos
 }
 
 func waitUntil(t *testing.T, d time.Duration, cond func() bool) {

@@ -136,7 +136,7 @@ delivery: {buffer: {size: 1MiB, interval: 1s}}
 
 	// The stream positions: capture's coordinate is SHOW MASTER STATUS's
 	// (the source is idle now), the lake holds the workload's last commit.
-	master := masterPosition(t, m)
+	master := m.BinlogEnd(t)
 	file, pos, _ := strings.Cut(master, ":")
 	fileNumber, err := change.BinlogFileNumber(file)
 	if err != nil {

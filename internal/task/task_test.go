@@ -55,25 +55,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// masterPosition is the source's binlog end.
-func masterPosition(t *testing.T, m *testbed.MariaDB) string {
-	t.Helper()
-	db, err := m.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var file, pos, a, b string
-	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &a, &b); err != nil {
-		t.Fatal(err)
-	}
-	return file + ":" + pos
-}
-
 // waitCaughtUp waits until the task has captured up to the source's end.
 func waitCaughtUp(t *testing.T, tk *task.Task, m *testbed.MariaDB) {
 	t.Helper()
-	want := masterPosition(t, m)
+	want := m.BinlogEnd(t)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if tk.Status().SourcePosition == want {

@@ -325,3 +325,19 @@ func abbrev(stmt string) string {
 	}
 	return stmt
 }
+
+// BinlogEnd returns the server's binlog end as "file:pos" (SHOW MASTER
+// STATUS), the position a task has captured up to once it has caught up.
+func (m *MariaDB) BinlogEnd(t testing.TB) string {
+	t.Helper()
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var file, pos, doDB, ignoreDB string
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatalf("SHOW MASTER STATUS: %v", err)
+	}
+	return file + ":" + pos
+}
