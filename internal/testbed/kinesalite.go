@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,19 +161,7 @@ func (k *Kinesalite) Start(ctx context.Context) error {
 	return nil
 }
 
-func (k *Kinesalite) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.Endpoint+"/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	return resp.Body.Close()
-}
+func (k *Kinesalite) ping(ctx context.Context) error { return pingHTTP(ctx, k.Endpoint) }
 
 // Stop stops the server (SIGKILL: kinesalite keeps nothing in memory that
 // its store has not written). Stopping a stopped server does nothing.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,4 +158,20 @@ func startErr(what string, err error, log string) error {
 		return fmt.Errorf("starting %s: %w", what, err)
 	}
 	return fmt.Errorf("starting %s: %w\n%s", what, err, log)
+}
+
+// pingHTTP succeeds once a server answers an HTTP GET of endpoint+"/",
+// whatever the status.
+func pingHTTP(ctx context.Context, endpoint string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,19 +143,7 @@ func (s *S3Server) start(ctx context.Context, bin, sidecar, logPath string) erro
 
 // ping succeeds once the server answers HTTP, whatever the status: an
 // unsigned request is refused with 403.
-func (s *S3Server) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	return resp.Body.Close()
-}
+func (s *S3Server) ping(ctx context.Context) error { return pingHTTP(ctx, s.Endpoint) }
 
 // Stop shuts the server down with SIGTERM, sending SIGKILL if it has not
 // exited after 10 s. Stopping a stopped server does nothing.
