@@ -187,6 +187,23 @@ type binlogReader struct {
 	// fixed caches, per table, its INET6/INET4/UUID columns, which the
 	// table map cannot tell from BINARY(n); emptied by every DDL.
 	fixed map[TableName]map[string]colKind
+	// selected caches the selection rules' answer per table: the rules
+	// are compiled on each Config.Selected call, and rows events come by
+	// the thousand.
+	selected map[TableName]bool
+}
+
+// isSelected is Config.Selected, cached per table.
+func (r *binlogReader) isSelected(t TableName) bool {
+	v, ok := r.selected[t]
+	if !ok {
+		if r.selected == nil {
+			r.selected = map[TableName]bool{}
+		}
+		v = r.c.cfg.Selected(t.Schema, t.Table)
+		r.selected[t] = v
+	}
+	return v
 }
 
 // handle processes one event and reports whether a transaction boundary was
@@ -328,7 +345,7 @@ func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (
 // published, loaded or not: a chunk of the full load supersedes, for its
 // keys, the changes before its snapshot (load.go).
 func (r *binlogReader) skip(t TableName, start uint64) bool {
-	if !r.c.cfg.Selected(t.Schema, t.Table) {
+	if !r.isSelected(t) {
 		return true
 	}
 	r.c.mu.Lock()
