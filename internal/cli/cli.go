@@ -95,7 +95,7 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 }
 
 func runCmd(stderr io.Writer) *cobra.Command {
-	var path string
+	var path, role string
 	var progress, logToStderr bool
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -107,12 +107,22 @@ bar per table while the load runs, and a line of rates (records/s captured and
 delivered), capture and delivery lag and warnings; the logs then go to
 <state_dir>/binlake.log (--log-to-stderr keeps them on the terminal, with a
 summary line every 5s instead of the live view). When stderr is not a
-terminal, the logs go there as they are; --progress adds the summary line.`,
+terminal, the logs go there as they are; --progress adds the summary line.
+
+--role runs part of the pipeline, for running capture and delivery on
+separate machines over a nats, kafka or kinesis stream: capture (source →
+stream) or deliver (stream → object store); all, the default, runs both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(path)
 			if err != nil {
 				return err
+			}
+			if role != "" {
+				cfg.Role = role
+				if err := cfg.Validate(); err != nil {
+					return usageError{fmt.Errorf("%s with --role %s: %w", path, role, err)}
+				}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -143,6 +153,7 @@ terminal, the logs go there as they are; --progress adds the summary line.`,
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
 	cmd.Flags().BoolVar(&progress, "progress", false, "when stderr is not a terminal: print a one-line summary (status, full-load %, records, rate, lag) to stderr every 5s")
+	cmd.Flags().StringVar(&role, "role", "", "the stages this process runs: all, capture or deliver (overrides the config's role)")
 	cmd.Flags().BoolVar(&logToStderr, "log-to-stderr", false, "on a terminal: keep the logs on stderr (with a summary line every 5s) instead of the live view and <state_dir>/binlake.log")
 	return cmd
 }

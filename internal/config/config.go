@@ -28,10 +28,20 @@ const (
 	MigrationFullLoadAndCDC = "full-load-and-cdc"
 )
 
+// Roles: the stages of the pipeline a process runs.
+const (
+	RoleAll     = "all"     // capture and delivery in one process (the default)
+	RoleCapture = "capture" // source → stream
+	RoleDeliver = "deliver" // stream → object store
+)
+
 // Config is one binlake task.
 type Config struct {
 	// Task names the task; it keys state, metrics and the default server_id.
-	Task   string `yaml:"task"`
+	Task string `yaml:"task"`
+	// Role is the part of the pipeline this process runs: RoleAll (or
+	// empty), RoleCapture or RoleDeliver. `binlake run --role` overrides it.
+	Role   string `yaml:"role"`
 	Source Source `yaml:"source"`
 	// Migration is one of MigrationFullLoad, MigrationCDC and
 	// MigrationFullLoadAndCDC.
@@ -242,6 +252,7 @@ func defaults() *Config {
 			ConnectTimeout: Duration(10 * time.Second),
 			Heartbeat:      Duration(10 * time.Second),
 		}},
+		Role:      RoleAll,
 		Migration: MigrationFullLoadAndCDC,
 		Stream: Stream{
 			Type:       "embedded",

@@ -60,7 +60,7 @@ var goodConfigs = []struct {
 		file: "minimal.good.yml",
 		want: func() *Config {
 			return &Config{
-				Task: "shop",
+				Task: "shop", Role: RoleAll,
 				Source: Source{MySQL: MySQL{
 					Host:           "db.internal",
 					Port:           3306,
@@ -99,7 +99,7 @@ var goodConfigs = []struct {
 		env:  map[string]string{"AWS_SECRET_ACCESS_KEY": ""}, // empty, so :- takes the default
 		want: func() *Config {
 			return &Config{
-				Task: "orders_v2",
+				Task: "orders_v2", Role: RoleAll,
 				Source: Source{MySQL: MySQL{
 					Host:           "mariadb.example.com",
 					Port:           3307,
@@ -255,7 +255,7 @@ var badConfigs = []struct {
 		"source.mysql.pasword: unknown key 'pasword' at line 6, did you mean 'password'?",
 		"delivery.buffr: unknown key 'buffr' at line 10, did you mean 'buffer'?",
 		"region: unknown key 'region' at line 13; 'region' belongs at s3.region or stream.kinesis.region (check the indentation)",
-		"tls: unknown key 'tls' at line 14 (valid keys here: task, source, migration, tables, full_load, cdc_start_position, before_image, include_transaction_details, validation, stream, delivery, table_mappings, transforms, target, s3, state_dir, http, log)",
+		"tls: unknown key 'tls' at line 14 (valid keys here: task, role, source, migration, tables, full_load, cdc_start_position, before_image, include_transaction_details, validation, stream, delivery, table_mappings, transforms, target, s3, state_dir, http, log)",
 	}},
 	{"merge.bad.yml", []string{
 		"source.mysql.usr: unknown key 'usr' at line 4, did you mean 'user'?",

@@ -78,6 +78,7 @@ func (c *Config) validate() []*FieldError {
 		ps.add("task", "%q may only contain letters, digits, '_' and '-' (e.g. task: %s)", c.Task, fixed)
 	}
 
+	ps.oneOf("role", c.Role, RoleAll, RoleCapture, RoleDeliver)
 	c.validateMySQL(&ps)
 
 	ps.oneOf("migration", c.Migration, MigrationFullLoad, MigrationCDC, MigrationFullLoadAndCDC)
@@ -214,6 +215,13 @@ func (c *Config) validateStream(ps *problems) {
 		ps.add("stream.embedded.max_bytes", "%s must be at least delivery.buffer.size (%s), or a full batch could not be buffered", e.MaxBytes, sz)
 	}
 	ps.hostPort("stream.embedded.listen", e.Listen)
+	switch {
+	case s.Type != StreamEmbedded:
+	case c.Role == RoleCapture && e.Listen == "":
+		ps.add("role", "is capture, but the embedded stream lives inside this process where no deliver process can read it; use stream.type nats, kafka or kinesis (or set stream.embedded.listen and point the deliver processes at it with stream.type: nats)")
+	case c.Role == RoleDeliver:
+		ps.add("role", "is deliver, but stream.type is embedded, which only a process with role all or capture holds; point this process at the stream the capture process writes (stream.type nats, kafka or kinesis)")
+	}
 }
 
 func (c *Config) validateDelivery(ps *problems) {

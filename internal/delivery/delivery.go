@@ -91,6 +91,11 @@ type Options struct {
 	// Transform, if not nil, is applied to every record before it is
 	// buffered (see transform.Pipeline).
 	Transform *transform.Pipeline
+	// FlushOnDrain makes a closed drain channel flush what is buffered and
+	// return, instead of delivering everything on the stream first: for a
+	// deliver-only process, whose stream keeps filling while capture runs
+	// elsewhere.
+	FlushOnDrain bool
 }
 
 // Delivery is the lake side of a task.
@@ -104,6 +109,7 @@ type Delivery struct {
 	keys      *keytemplate.Template
 	errKeys   map[string]*keytemplate.Template // error output, by kind
 	tf        *transform.Pipeline
+	flushOnly bool // Options.FlushOnDrain
 	buffers   map[bufKey]*buffer
 	fetched   string    // position of the newest record fetched from the stream
 	fetchedAt time.Time // its commit time
@@ -147,17 +153,18 @@ func New(opts Options) *Delivery {
 		panic(fmt.Sprintf("delivery: unvalidated config: %v", err)) // config.Validate rejects it
 	}
 	return &Delivery{
-		keys:    keys,
-		errKeys: errorKeys(opts.Config),
-		tf:      opts.Transform,
-		cfg:     opts.Config,
-		cons:    opts.Consumer,
-		bucket:  opts.Bucket,
-		log:     opts.Logger,
-		path:    filepath.Join(opts.StateDir, "delivery.json"),
-		buffers: map[bufKey]*buffer{},
-		defs:    map[bufKey]*tableDef{},
-		state:   State{FormatVersion: stateFormatVersion, Stored: map[string]string{}, Tables: map[string]*TableStats{}},
+		keys:      keys,
+		errKeys:   errorKeys(opts.Config),
+		tf:        opts.Transform,
+		flushOnly: opts.FlushOnDrain,
+		cfg:       opts.Config,
+		cons:      opts.Consumer,
+		bucket:    opts.Bucket,
+		log:       opts.Logger,
+		path:      filepath.Join(opts.StateDir, "delivery.json"),
+		buffers:   map[bufKey]*buffer{},
+		defs:      map[bufKey]*tableDef{},
+		state:     State{FormatVersion: stateFormatVersion, Stored: map[string]string{}, Tables: map[string]*TableStats{}},
 	}
 }
 
@@ -263,7 +270,8 @@ func (d *Delivery) BufferedBytes() int {
 
 // Run delivers until ctx is cancelled (returning without flushing: what is
 // not acknowledged is delivered again after a restart) or until drain is
-// closed and everything on the stream has been delivered.
+// closed and everything on the stream has been delivered (with
+// Options.FlushOnDrain: everything fetched so far).
 func (d *Delivery) Run(ctx context.Context, drain <-chan struct{}) error {
 	existed, err := checkpoint.Load(d.path, &State{})
 	if err != nil {
@@ -283,6 +291,9 @@ func (d *Delivery) Run(ctx context.Context, drain <-chan struct{}) error {
 			case <-drain:
 				draining = true
 			default:
+			}
+			if draining && d.flushOnly {
+				return d.flushAll(ctx)
 			}
 		}
 		wait := 250 * time.Millisecond

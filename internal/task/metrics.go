@@ -74,7 +74,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.warning, b2f(active[code]), code)
 	}
 	c.t.mu.Lock()
-	started := c.t.delivery != nil
+	started := c.t.capture != nil || c.t.delivery != nil
 	c.t.mu.Unlock()
 	if !started {
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/delivery"
 	"github.com/binlake/binlake/internal/validate"
 )
 
@@ -108,14 +109,25 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	cp, dl := t.capture, t.delivery
 	t.mu.Unlock()
 	s.Warnings = []Warning{}
-	if cp == nil || dl == nil {
+	if cp == nil && dl == nil {
 		s.Tables = []TableStatus{}
 		return s, ob
 	}
-	progress := cp.Tables()
-	stats := dl.Stats()
-	oldest := dl.OldestBuffered()
-	phase := cp.Phase()
+	// A process runs capture, delivery or both (config.Role): what the
+	// other stage would tell stays empty.
+	var progress map[string]capture.TableProgress
+	var stats map[string]delivery.TableStats
+	var oldest map[string]time.Time
+	phase := capture.PhaseStarting
+	if cp != nil {
+		progress = cp.Tables()
+		phase = cp.Phase()
+		ob.retention = cp.BinlogRetention()
+	}
+	if dl != nil {
+		stats = dl.Stats()
+		oldest = dl.OldestBuffered()
+	}
 	running := s.Status == StatusRunning || s.Status == StatusStopping
 
 	var captureLag *float64
@@ -129,7 +141,6 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 			ob.behind = now.Sub(last)
 		}
 	}
-	ob.retention = cp.BinlogRetention()
 
 	names := map[string]bool{}
 	for k := range progress {
@@ -196,9 +207,11 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	} else if phase != capture.PhaseStarting {
 		s.FullLoadPercent = 100
 	}
-	if file, pos := cp.Position(); file != "" {
-		s.SourcePosition = fmt.Sprintf("%s:%d", file, pos)
-		ob.binlogFile, ob.binlogPos = file, pos
+	if cp != nil {
+		if file, pos := cp.Position(); file != "" {
+			s.SourcePosition = fmt.Sprintf("%s:%d", file, pos)
+			ob.binlogFile, ob.binlogPos = file, pos
+		}
 	}
 	ob.delivered = map[string]time.Time{}
 	for name, st := range stats {
@@ -207,8 +220,10 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 		}
 	}
 	s.CapturedRecords = t.stream.Captured()
-	s.BufferedBytes = dl.BufferedBytes()
-	s.DuplicatesDropped = dl.Duplicates()
+	if dl != nil {
+		s.BufferedBytes = dl.BufferedBytes()
+		s.DuplicatesDropped = dl.Duplicates()
+	}
 	var deliveryBehind time.Duration
 	for _, o := range oldest {
 		deliveryBehind = max(deliveryBehind, now.Sub(o))
@@ -217,7 +232,9 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 		lag := seconds(deliveryBehind)
 		s.DeliveryLagSeconds = &lag
 	}
-	if s.Status == StatusRunning {
+	if s.Status == StatusRunning && cp == nil {
+		s.Detail = "Delivering from the stream"
+	} else if s.Status == StatusRunning {
 		switch phase {
 		case capture.PhaseLoading:
 			s.Detail = "Load running"

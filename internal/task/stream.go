@@ -23,7 +23,8 @@ const consumerName = "deliver"
 // closes them in order.
 type openedStream struct {
 	prod    stream.Producer
-	cons    stream.Consumer
+	cons    stream.Consumer // nil when !consume
+	consume bool
 	closers []func() error
 }
 
@@ -35,10 +36,13 @@ func (s *openedStream) close() error {
 	return errors.Join(errs...)
 }
 
-// openStream opens the backend cfg.Stream.Type names. On error, whatever
-// was opened is closed.
+// openStream opens the backend cfg.Stream.Type names: its producer, and its
+// consumer unless cfg.Role is capture (opening the durable consumer resets
+// it to its acknowledgement floor, which a capture process must not do to
+// the deliver processes reading it). On error, whatever was opened is
+// closed.
 func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *openedStream, err error) {
-	s := &openedStream{}
+	s := &openedStream{consume: cfg.Role != config.RoleCapture}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -96,6 +100,9 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		}
 		s.prod = st.Producer()
 		s.closers = append(s.closers, s.prod.Close)
+		if !s.consume {
+			return s, nil
+		}
 		cons, err := st.Consumer(ctx, consumerName)
 		if err != nil {
 			return nil, fmt.Errorf("stream.kinesis: %w", err)
@@ -119,6 +126,9 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		}
 		s.prod = prod
 		s.closers = append(s.closers, prod.Close)
+		if !s.consume {
+			return s, nil
+		}
 		cons, err := st.Consumer(ctx, consumerName)
 		if err != nil {
 			return nil, fmt.Errorf("stream.kafka: %w", err)
@@ -133,6 +143,9 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 func (s *openedStream) natsjs(ctx context.Context, st *natsjs.Stream, ackWait time.Duration) (*openedStream, error) {
 	s.prod = st.Producer()
 	s.closers = append(s.closers, s.prod.Close)
+	if !s.consume {
+		return s, nil
+	}
 	cons, err := st.Consumer(ctx, consumerName, ackWait)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
 	"github.com/binlake/binlake/internal/metrics"
+	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/transform"
 )
@@ -97,11 +98,15 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}
 	defer unlock()
 
-	bucket, err := OpenTarget(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("target: %w", err)
+	capturing, delivering := cfg.Role != config.RoleDeliver, cfg.Role != config.RoleCapture
+	var bucket objstore.Bucket
+	if delivering || cfg.Validation.Enabled {
+		b, err := OpenTarget(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("target: %w", err)
+		}
+		bucket = t.target.Wrap(b)
 	}
-	bucket = t.target.Wrap(bucket)
 
 	st, err := openStream(ctx, cfg, t.log.With("component", "stream"))
 	if err != nil {
@@ -119,23 +124,79 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}
 
 	t.mu.Lock()
-	t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})
-	t.delivery = delivery.New(delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery"), Transform: tf})
+	if capturing {
+		t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})
+	}
+	if delivering {
+		t.delivery = delivery.New(delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery"), Transform: tf, FlushOnDrain: !capturing})
+	}
 	t.mu.Unlock()
-	if err := t.delivery.Load(); err != nil {
-		return err
+	if delivering {
+		if err := t.delivery.Load(); err != nil {
+			return err
+		}
 	}
 	t.setStatus(StatusRunning, "")
-	t.log.Info("task running", "task", cfg.Task, "migration", cfg.Migration, "target", bucket.String())
+	target := "-"
+	if bucket != nil {
+		target = bucket.String()
+	}
+	t.log.Info("task running", "task", cfg.Task, "role", cfg.Role, "migration", cfg.Migration, "target", target)
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
 	go t.watchWarnings(watchCtx, warningInterval)
-	if cfg.Validation.Enabled {
+	if cfg.Validation.Enabled && capturing {
 		valCtx, stopValidation := context.WithCancel(ctx)
 		defer stopValidation()
 		go t.validateContinuously(valCtx, bucket)
 	}
+	switch {
+	case !delivering:
+		return t.runCapture(ctx, prod)
+	case !capturing:
+		return t.runDelivery(ctx)
+	}
 	return t.runStages(ctx, prod, cons)
+}
+
+// runCapture is a capture-only process: when capture stops, everything it
+// published is flushed to the stream, which the deliver processes read.
+func (t *Task) runCapture(ctx context.Context, prod stream.Producer) error {
+	err := t.capture.Run(ctx)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	t.setStatus(StatusStopping, "")
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if ferr := prod.Flush(fctx); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("stream: %w", ferr))
+	}
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	t.log.Info("capture stopped; everything it read is on the stream")
+	return nil
+}
+
+// runDelivery is a deliver-only process: it delivers until ctx is
+// cancelled, then flushes its buffers and saves its checkpoints.
+func (t *Task) runDelivery(ctx context.Context) error {
+	drain := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- t.delivery.Run(context.WithoutCancel(ctx), drain) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("delivery: %w", err)
+	case <-ctx.Done():
+	}
+	t.setStatus(StatusStopping, "")
+	close(drain)
+	if err := <-done; err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	t.log.Info("delivery stopped; checkpoints saved")
+	return nil
 }
 
 // runStages is the shutdown order in one place: capture stops first, then
