@@ -24,7 +24,7 @@ import (
 type recorder struct {
 	name  string
 	mu    *sync.Mutex
-	owner map[int]string // shared by all workers: partition → worker delivering it
+	owner map[int]string    // shared by all workers: partition → worker delivering it
 	at    map[int]time.Time // shared: when each partition was last acquired
 	t     *testing.T
 }
@@ -41,7 +41,7 @@ func (r *recorder) Acquire(ctx context.Context, p int) error {
 }
 
 func (r *recorder) Release(ctx context.Context, p int) error { r.stop(p); return nil }
-func (r *recorder) Lost(p int)                                { r.stop(p) }
+func (r *recorder) Lost(p int)                               { r.stop(p) }
 
 func (r *recorder) stop(p int) {
 	r.mu.Lock()
