@@ -262,6 +262,7 @@ func defaults() *Config {
 				MaxBytes: 10 * gib,
 			},
 			NATS: NATS{
+				LeaseTTL: Duration(30 * time.Second),
 				Replicas: 1,
 				MaxAge:   Duration(168 * time.Hour),
 				MaxBytes: 10 * gib,

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // NATS configures stream.type nats: a JetStream stream on an external NATS
@@ -29,6 +30,12 @@ type NATS struct {
 	Replicas int      `yaml:"replicas"`
 	MaxAge   Duration `yaml:"max_age"`
 	MaxBytes ByteSize `yaml:"max_bytes"`
+	// LeaseTTL is how long a deliver worker's partition lease lasts
+	// without renewal (role deliver): a dead worker's partitions are taken
+	// over after it, and a worker stops writing a partition once half of it
+	// passed without a renewal, so it must exceed twice the longest object
+	// upload.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 }
 
 // Kinesis configures stream.type kinesis: an Amazon Kinesis Data Stream.
@@ -110,6 +117,9 @@ func (c *Config) validateNATS(ps *problems) {
 	}
 	if (n.TLSCert == "") != (n.TLSKey == "") {
 		ps.add("stream.nats.tls_cert", "and stream.nats.tls_key must be given together")
+	}
+	if n.LeaseTTL < Duration(time.Second) {
+		ps.add("stream.nats.lease_ttl", "must be at least 1s, got %s (e.g. lease_ttl: 30s)", n.LeaseTTL)
 	}
 	if n.Replicas < 1 || n.Replicas > 5 {
 		ps.add("stream.nats.replicas", "must be between 1 and 5, got %d", n.Replicas)

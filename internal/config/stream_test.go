@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-var defaultNATS = NATS{Replicas: 1, MaxAge: Duration(168 * time.Hour), MaxBytes: 10 * gib}
+var defaultNATS = NATS{Replicas: 1, MaxAge: Duration(168 * time.Hour), MaxBytes: 10 * gib, LeaseTTL: Duration(30 * time.Second)}
 
 const streamBase = `task: wordpress
 source: {mysql: {host: db, user: u}}

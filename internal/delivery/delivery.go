@@ -96,6 +96,11 @@ type Options struct {
 	// deliver-only process, whose stream keeps filling while capture runs
 	// elsewhere.
 	FlushOnDrain bool
+	// Fence, if not nil, is asked before each object of a partition is
+	// written; an error means this process may no longer write the
+	// partition (its lease is lost), and the object's records are dropped
+	// unacknowledged for the partition's new owner. See AcquirePartition.
+	Fence func(partition int) error
 }
 
 // Delivery is the lake side of a task.
@@ -110,6 +115,8 @@ type Delivery struct {
 	errKeys   map[string]*keytemplate.Template // error output, by kind
 	tf        *transform.Pipeline
 	flushOnly bool // Options.FlushOnDrain
+	fence     func(partition int) error
+	ctl       chan ctlOp // partition hand-overs, run by Run between fetches
 	buffers   map[bufKey]*buffer
 	fetched   string    // position of the newest record fetched from the stream
 	fetchedAt time.Time // its commit time
@@ -157,6 +164,8 @@ func New(opts Options) *Delivery {
 		errKeys:   errorKeys(opts.Config),
 		tf:        opts.Transform,
 		flushOnly: opts.FlushOnDrain,
+		fence:     opts.Fence,
+		ctl:       make(chan ctlOp),
 		cfg:       opts.Config,
 		cons:      opts.Consumer,
 		bucket:    opts.Bucket,
@@ -295,6 +304,9 @@ func (d *Delivery) Run(ctx context.Context, drain <-chan struct{}) error {
 			if draining && d.flushOnly {
 				return d.flushAll(ctx)
 			}
+		}
+		if err := d.runControl(ctx); err != nil {
+			return err
 		}
 		wait := 250 * time.Millisecond
 		if next := d.nextDeadline(); !next.IsZero() {
@@ -492,6 +504,13 @@ func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 	}
 	if b.newDef != nil {
 		in.TableDef = b.newDef.raw
+	}
+	if d.fence != nil {
+		if err := d.fence(b.key.partition); err != nil {
+			d.log.Warn("not writing an object: this worker may no longer write its partition; its records are left to the new owner", "key", key, "err", err)
+			d.dropPartition(b.key.partition)
+			return nil
+		}
 	}
 	d.mu.Lock()
 	d.state.Pending[b.key.String()] = in

@@ -35,6 +35,12 @@ type Status struct {
 	SourcePosition     string   `json:"source_position,omitempty"` // binlog file:pos captured up to
 	// CapturedRecords is how many records capture published on the stream
 	// since the process started (the delivered ones are the tables' counts).
+	// DeliverPartitions are the stream partitions this deliver worker
+	// holds the leases of, and DeliverWorkers the workers sharing them
+	// (role deliver on a NATS stream).
+	DeliverPartitions []int `json:"deliver_partitions,omitempty"`
+	DeliverWorkers    int   `json:"deliver_workers,omitempty"`
+
 	CapturedRecords   uint64        `json:"captured_records"`
 	BufferedBytes     int           `json:"buffered_bytes"`
 	DuplicatesDropped uint64        `json:"duplicates_dropped"`
@@ -106,8 +112,11 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	var ob observation
 	t.mu.Lock()
 	s := Status{Task: t.cfg.Task, Status: t.status, Reason: t.reason, Migration: t.cfg.Migration, StartedAt: t.started}
-	cp, dl := t.capture, t.delivery
+	cp, dl, coord := t.capture, t.delivery, t.coord
 	t.mu.Unlock()
+	if coord != nil {
+		s.DeliverPartitions, s.DeliverWorkers = coord.Owned(), coord.Workers()
+	}
 	s.Warnings = []Warning{}
 	if cp == nil && dl == nil {
 		s.Tables = []TableStatus{}

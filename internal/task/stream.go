@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/lease"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/stream/embedded"
 	"github.com/binlake/binlake/internal/stream/kafka"
@@ -26,6 +27,12 @@ type openedStream struct {
 	cons    stream.Consumer // nil when !consume
 	consume bool
 	closers []func() error
+
+	// A deliver-only process on NATS shares the partitions with the
+	// task's other deliver workers: cons is parts, whose partitions follow
+	// the leases in leases.
+	parts  *stream.Partitioned
+	leases lease.Store
 }
 
 func (s *openedStream) close() error {
@@ -86,6 +93,9 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		})
 		if err != nil {
 			return nil, fmt.Errorf("stream.nats: %w", err)
+		}
+		if cfg.Role == config.RoleDeliver {
+			return s.natsjsShared(ctx, st, ackWait, n.LeaseTTL.D())
 		}
 		return s.natsjs(ctx, st, ackWait)
 	case config.StreamKinesis:
@@ -152,5 +162,23 @@ func (s *openedStream) natsjs(ctx context.Context, st *natsjs.Stream, ackWait ti
 	}
 	s.cons = cons
 	s.closers = append(s.closers, cons.Close)
+	return s, nil
+}
+
+// natsjsShared opens the stream for a deliver worker that shares the
+// partitions with others: no partition is read until its lease is taken.
+func (s *openedStream) natsjsShared(ctx context.Context, st *natsjs.Stream, ackWait, leaseTTL time.Duration) (*openedStream, error) {
+	s.prod = st.Producer()
+	s.closers = append(s.closers, s.prod.Close)
+	leases, err := st.LeaseStore(ctx, leaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("stream.nats: %w", err)
+	}
+	s.leases = leases
+	s.parts = stream.NewPartitioned(func(ctx context.Context, p int) (stream.Consumer, error) {
+		return st.PartitionConsumer(ctx, consumerName, p, ackWait)
+	})
+	s.cons = s.parts
+	s.closers = append(s.closers, s.parts.Close)
 	return s, nil
 }

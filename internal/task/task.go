@@ -20,6 +20,7 @@ import (
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
+	"github.com/binlake/binlake/internal/lease"
 	"github.com/binlake/binlake/internal/metrics"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
@@ -42,6 +43,7 @@ type Task struct {
 
 	capture  *capture.Capture
 	delivery *delivery.Delivery
+	coord    *lease.Coordinator // a deliver worker sharing the partitions
 
 	reg    *prometheus.Registry
 	stream *metrics.Stream // measures the producer capture writes to
@@ -127,8 +129,18 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	if capturing {
 		t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})
 	}
+	var shared *sharedPartitions
 	if delivering {
-		t.delivery = delivery.New(delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery"), Transform: tf, FlushOnDrain: !capturing})
+		opts := delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery"), Transform: tf, FlushOnDrain: !capturing}
+		if st.leases != nil {
+			shared = t.newSharedPartitions(st)
+			opts.Fence = shared.coord.Fence
+		}
+		t.delivery = delivery.New(opts)
+		if shared != nil {
+			shared.d = t.delivery
+			t.coord = shared.coord
+		}
 	}
 	t.mu.Unlock()
 	if delivering {
@@ -154,7 +166,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	case !delivering:
 		return t.runCapture(ctx, prod)
 	case !capturing:
-		return t.runDelivery(ctx)
+		return t.runDelivery(ctx, shared)
 	}
 	return t.runStages(ctx, prod, cons)
 }
@@ -180,17 +192,26 @@ func (t *Task) runCapture(ctx context.Context, prod stream.Producer) error {
 }
 
 // runDelivery is a deliver-only process: it delivers until ctx is
-// cancelled, then flushes its buffers and saves its checkpoints.
-func (t *Task) runDelivery(ctx context.Context) error {
+// cancelled, then flushes its buffers and saves its checkpoints. With
+// shared partitions, it first hands its partitions over to the other
+// workers.
+func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error {
 	drain := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- t.delivery.Run(context.WithoutCancel(ctx), drain) }()
+	coordDone := make(chan error, 1)
+	if shared != nil {
+		go func() { coordDone <- shared.coord.Run(ctx) }()
+	}
 	select {
 	case err := <-done:
 		return fmt.Errorf("delivery: %w", err)
 	case <-ctx.Done():
 	}
 	t.setStatus(StatusStopping, "")
+	if shared != nil {
+		<-coordDone
+	}
 	close(drain)
 	if err := <-done; err != nil {
 		return fmt.Errorf("delivery: %w", err)

@@ -23,13 +23,17 @@ func (s *Stream) LeaseStore(ctx context.Context, ttl time.Duration) (lease.Store
 	if s.opts.FileStore {
 		storage = jetstream.FileStorage
 	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LeaseBucket(s.opts.Task),
-		Description: "binlake deliver workers and their partition leases",
-		TTL:         ttl,
-		History:     1,
-		Storage:     storage,
-		Replicas:    max(s.opts.Replicas, 1),
+	var kv jetstream.KeyValue
+	err := retryTimeouts(ctx, func(ctx context.Context) (err error) {
+		kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      LeaseBucket(s.opts.Task),
+			Description: "binlake deliver workers and their partition leases",
+			TTL:         ttl,
+			History:     1,
+			Storage:     storage,
+			Replicas:    max(s.opts.Replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", LeaseBucket(s.opts.Task), err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -62,11 +63,14 @@ type Stream struct {
 	js   jetstream.JetStream
 	opts Options
 	s    jetstream.Stream
+	// disconnects counts the connection's losses: messages sent before one
+	// may be lost while those sent after it are stored.
+	disconnects atomic.Uint64
 }
 
 // Open creates or updates the task's stream.
 func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*maxInFlight))
+	js, err := newJetStream(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -85,11 +89,44 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 		Replicas:   max(opts.Replicas, 1),
 		Duplicates: 2 * time.Minute,
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	var s jetstream.Stream
+	err = retryTimeouts(ctx, func(ctx context.Context) (err error) {
+		s, err = js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 	}
-	return &Stream{nc: nc, js: js, opts: opts, s: s}, nil
+	st := &Stream{nc: nc, js: js, opts: opts, s: s}
+	nc.SetDisconnectErrHandler(func(*nats.Conn, error) { st.disconnects.Add(1) })
+	return st, nil
+}
+
+// newJetStream is the JetStream context the stream is used through.
+func newJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	return jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*maxInFlight),
+		// A replicated stream's creation waits for the cluster to agree,
+		// which takes longer than jetstream's 5s default on a busy cluster.
+		jetstream.WithDefaultTimeout(30*time.Second),
+		// An acknowledgement lost with a failed node would otherwise be
+		// waited for forever; a timed-out message is sent again.
+		jetstream.WithPublishAsyncTimeout(10*time.Second))
+}
+
+// retryTimeouts runs an idempotent JetStream API call until it answers: on
+// a cluster, concurrent creations of one stream by several processes (a
+// capture and its deliver workers starting together) can leave some
+// requests without a reply.
+func retryTimeouts(ctx context.Context, call func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := call(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || attempt == 6 ||
+			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			return err
+		}
+	}
 }
 
 // maxChunk is the most data one message carries.
@@ -111,8 +148,11 @@ func (s *Stream) Producer() stream.Producer {
 const maxInFlight = 1024
 
 type producer struct {
-	s       *Stream
-	mu      sync.Mutex
+	s *Stream
+	// sentIn is s.disconnects when the oldest pending message was sent.
+	sentIn  uint64
+	flushMu sync.Mutex // one Flush at a time
+	mu      sync.Mutex // orders sends: the order of PublishMsgAsync calls is pending's
 	pending []jetstream.PubAckFuture
 }
 
@@ -135,14 +175,25 @@ func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
 		if m.Key != "" {
 			msg.Header.Set(hdrKey, m.Key)
 		}
-		f, err := p.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.s.opts.Task)))
+		// After a disconnection, the messages sent before it are settled
+		// (and sent again if lost) before any other is sent: a message
+		// sent on the new connection must not be stored before one lost
+		// with the old.
+		p.mu.Lock()
+		dirty := len(p.pending) > 0 && p.sentIn != p.s.disconnects.Load()
+		p.mu.Unlock()
+		if dirty {
+			if err := p.Flush(ctx); err != nil {
+				return err
+			}
+		}
+		p.mu.Lock()
+		err := p.sendLocked(ctx, msg)
+		n := len(p.pending)
+		p.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("publishing %s: %w", m.Position, err)
 		}
-		p.mu.Lock()
-		p.pending = append(p.pending, f)
-		n := len(p.pending)
-		p.mu.Unlock()
 		if n >= maxInFlight {
 			if err := p.Flush(ctx); err != nil {
 				return err
@@ -152,27 +203,137 @@ func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
 	return nil
 }
 
+// sendLocked sends msg asynchronously and adds it to pending. While the
+// connection is down it waits for the reconnection instead of failing the
+// task. p.mu is held, and released while waiting.
+func (p *producer) sendLocked(ctx context.Context, msg *nats.Msg) error {
+	for {
+		gen := p.s.disconnects.Load()
+		f, err := p.s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.s.opts.Task)))
+		if err == nil {
+			if len(p.pending) == 0 {
+				p.sentIn = gen
+			}
+			p.pending = append(p.pending, f)
+			return nil
+		}
+		if !retriable(err) {
+			return err
+		}
+		p.mu.Unlock()
+		err = p.waitConnected(ctx)
+		p.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Flush waits for the acknowledgements of everything sent. When a message
+// failed for a connection problem (a node of the cluster went away, a
+// leader election, a timeout), it sends again, in order, every message from
+// the first that failed: those stored already are dropped by the server as
+// duplicates of their message id.
 func (p *producer) Flush(ctx context.Context) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	pending := p.pending
 	p.pending = nil
 	p.mu.Unlock()
-	var first error
-	for _, f := range pending {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			if first == nil {
-				first = fmt.Errorf("publishing %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+	for len(pending) > 0 {
+		failed := -1
+		var ferr error
+		for i, f := range pending {
+			select {
+			case <-f.Ok():
+				continue
+			case err := <-f.Err():
+				failed, ferr = i, err
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-		case <-ctx.Done():
-			return ctx.Err()
+			break
+		}
+		if failed < 0 {
+			return nil
+		}
+		if !retriable(ferr) {
+			return fmt.Errorf("publishing %s: %w", pending[failed].Msg().Header.Get(jetstream.MsgIDHeader), ferr)
+		}
+		if err := p.waitConnected(ctx); err != nil {
+			return err
+		}
+		// Messages sent meanwhile by other goroutines follow.
+		p.mu.Lock()
+		resend := append(pending[failed:], p.pending...)
+		p.pending = nil
+		var err error
+		for _, f := range resend {
+			// A fresh message: the sent one carries the reply subject of
+			// its first acknowledgement.
+			old := f.Msg()
+			msg := &nats.Msg{Subject: old.Subject, Header: nats.Header{}, Data: old.Data}
+			for k, v := range old.Header {
+				msg.Header[k] = v
+			}
+			if err = p.sendLocked(ctx, msg); err != nil {
+				err = fmt.Errorf("publishing %s again: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+				break
+			}
+		}
+		pending = p.pending
+		p.pending = nil
+		p.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
-	return first
+	return nil
+}
+
+// waitConnected waits until the connection is up again.
+func (p *producer) waitConnected(ctx context.Context) error {
+	for !p.s.nc.IsConnected() {
+		if p.s.nc.IsClosed() {
+			return nats.ErrConnectionClosed
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// A short pause lets a stream that lost its leader elect another.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(200 * time.Millisecond):
+	}
+	return nil
 }
 
 func (p *producer) Close() error { return nil }
+
+// retriable tells the publish errors that a reconnection or a new attempt
+// cures.
+func retriable(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrConsumerLeadershipChanged) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrServerShutdown) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrNoServers)
+}
+
+// pause waits d, or less if ctx ends first (which it does not report:
+// the caller sees ctx itself).
+func (s *Stream) pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	return nil
+}
 
 // Consumer returns the durable consumer name of the stream.
 //
@@ -181,10 +342,43 @@ func (p *producer) Close() error { return nil }
 // acknowledged would otherwise wait for AckWait before coming again. What is
 // delivered again above the floor is dropped by delivery's positions.
 func (s *Stream) Consumer(ctx context.Context, name string, ackWait time.Duration) (stream.Consumer, error) {
+	return s.openConsumer(ctx, name, "", ackWait)
+}
+
+// PartitionConsumer is Consumer for one partition: the durable consumer
+// "<name>-p<partition>" reads that partition's subject only. A deliver
+// worker opens it when it takes the partition's lease; recreating it from
+// its acknowledgement floor also cuts off a worker that held it before.
+func (s *Stream) PartitionConsumer(ctx context.Context, name string, partition int, ackWait time.Duration) (stream.Consumer, error) {
+	return s.openConsumer(ctx, name+"-p"+strconv.Itoa(partition), Subject(s.opts.Task, partition), ackWait)
+}
+
+func (s *Stream) openConsumer(ctx context.Context, name, filter string, ackWait time.Duration) (stream.Consumer, error) {
+	c := &consumer{s: s, name: name, filter: filter, ackWait: ackWait, gen: s.disconnects.Load()}
+	if err := c.create(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+type consumer struct {
+	s            *Stream
+	name, filter string
+	ackWait      time.Duration
+	gen          uint64 // s.disconnects when the consumer was created
+	c            jetstream.Consumer
+	ra           stream.Reassembler
+}
+
+// create creates the durable consumer, from the acknowledgement floor of
+// the one it replaces.
+func (c *consumer) create(ctx context.Context) error {
+	s, name := c.s, c.name
 	cfg := jetstream.ConsumerConfig{
+		FilterSubject: c.filter,
 		Durable:       name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
+		AckWait:       c.ackWait,
 		MaxAckPending: -1,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -194,29 +388,44 @@ func (s *Stream) Consumer(ctx context.Context, name string, ackWait time.Duratio
 	case err == nil:
 		info, err := old.Info(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", name, err)
+			return fmt.Errorf("consumer %s: %w", name, err)
 		}
 		if floor := info.AckFloor.Stream; floor > 0 {
 			cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 			cfg.OptStartSeq = floor + 1
 		}
 		if err := s.s.DeleteConsumer(ctx, name); err != nil {
-			return nil, fmt.Errorf("recreating consumer %s: %w", name, err)
+			return fmt.Errorf("recreating consumer %s: %w", name, err)
 		}
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
-		return nil, fmt.Errorf("consumer %s: %w", name, err)
+		return fmt.Errorf("consumer %s: %w", name, err)
 	}
-	c, err := s.s.CreateConsumer(ctx, cfg)
+	cons, err := s.s.CreateConsumer(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating consumer %s: %w", name, err)
+		return fmt.Errorf("creating consumer %s: %w", name, err)
 	}
-	return &consumer{s: s, c: c}, nil
+	c.c = cons
+	return nil
 }
 
-type consumer struct {
-	s  *Stream
-	c  jetstream.Consumer
-	ra stream.Reassembler
+// resetAfterDisconnect recreates the consumer from its acknowledgement
+// floor when the connection was lost since it was created: messages the
+// server sent on the lost connection would otherwise come again only after
+// AckWait, behind later ones, and be taken for duplicates.
+func (c *consumer) resetAfterDisconnect(ctx context.Context) error {
+	gen := c.s.disconnects.Load()
+	if gen == c.gen || !c.s.nc.IsConnected() {
+		return nil
+	}
+	if err := c.create(ctx); err != nil {
+		if retriable(err) {
+			return nil // the next Fetch tries again
+		}
+		return err
+	}
+	c.gen = gen
+	c.ra = stream.Reassembler{}
+	return nil
 }
 
 // Fetch returns up to max records, joining chunks; it keeps fetching while
@@ -226,11 +435,19 @@ func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*s
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
+	if err := c.resetAfterDisconnect(ctx); err != nil {
+		return nil, err
+	}
 	var out []*stream.Delivered
 	for {
 		w := max64(time.Until(deadline), time.Millisecond)
 		batch, err := c.c.Fetch(max-len(out), jetstream.FetchMaxWait(w))
 		if err != nil {
+			if retriable(err) {
+				// The connection is down or the stream is electing a
+				// leader: nothing to deliver for now, try again later.
+				return out, c.s.pause(ctx, w)
+			}
 			return out, fmt.Errorf("fetching: %w", err)
 		}
 		for msg := range batch.Messages() {
@@ -247,6 +464,9 @@ func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*s
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if retriable(err) {
+				return out, c.s.pause(ctx, w)
+			}
 			return out, fmt.Errorf("fetching: %w", err)
 		}
 		if len(out) > 0 || !time.Now().Before(deadline) || ctx.Err() != nil {

@@ -1,0 +1,126 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// A deliver worker that shares the stream with others (see package lease)
+// starts and stops delivering partitions while it runs. The hand-overs run
+// in Run's goroutine, between two fetches, so they never race a flush.
+
+type ctlOp struct {
+	fn   func(ctx context.Context) error
+	done chan error // nil: nobody waits
+}
+
+// runControl runs the hand-overs that are waiting.
+func (d *Delivery) runControl(ctx context.Context) error {
+	for {
+		select {
+		case op := <-d.ctl:
+			err := op.fn(ctx)
+			if op.done != nil {
+				op.done <- err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// do runs fn in Run's goroutine and waits for it, or for ctx.
+func (d *Delivery) do(ctx context.Context, fn func(ctx context.Context) error) error {
+	op := ctlOp{fn: fn, done: make(chan error, 1)}
+	select {
+	case d.ctl <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// AcquirePartition starts delivering partition: assign starts reading it
+// from the stream (from its acknowledgement floor), then the partition's
+// stored positions are taken from the lake, where the worker that held it
+// before wrote its last objects, so that what it wrote is not written again.
+func (d *Delivery) AcquirePartition(ctx context.Context, partition int, assign func(context.Context) error) error {
+	return d.do(ctx, func(ctx context.Context) error {
+		d.dropPartition(partition)
+		if err := assign(ctx); err != nil {
+			return err
+		}
+		prefix := strconv.Itoa(partition) + "|"
+		found := 0
+		err := d.bucket.List(ctx, d.keys.Root(), func(key string, size int64) error {
+			k, last, ok := parseObjectName(d.cfg.Task, key)
+			if !ok || !strings.HasPrefix(k, prefix) {
+				return nil
+			}
+			found++
+			d.mu.Lock()
+			if last > d.state.Stored[k] {
+				d.state.Stored[k] = last
+			}
+			d.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("partition %d: reading its stored positions from the lake: %w", partition, err)
+		}
+		d.mu.Lock()
+		err = d.saveLocked()
+		d.mu.Unlock()
+		d.log.Info("delivering a partition", "partition", partition, "objects_in_lake", found)
+		return err
+	})
+}
+
+// ReleasePartition stops delivering partition after writing what is
+// buffered for it; revoke then stops reading it (sending its last
+// acknowledgements).
+func (d *Delivery) ReleasePartition(ctx context.Context, partition int, revoke func() error) error {
+	return d.do(ctx, func(ctx context.Context) error {
+		for _, k := range d.sortedKeys() {
+			if k.partition != partition {
+				continue
+			}
+			if err := d.flush(ctx, d.buffers[k]); err != nil {
+				return fmt.Errorf("partition %d: %w", partition, err)
+			}
+		}
+		return revoke()
+	})
+}
+
+// LosePartition stops delivering partition at once, without writing what
+// is buffered (another worker owns it now and delivers it again); revoke
+// stops reading it. It does not wait.
+func (d *Delivery) LosePartition(partition int, revoke func() error) {
+	op := ctlOp{fn: func(ctx context.Context) error {
+		d.dropPartition(partition)
+		if err := revoke(); err != nil {
+			d.log.Warn("closing a lost partition's consumer", "partition", partition, "err", err)
+		}
+		return nil
+	}}
+	go func() { d.ctl <- op }()
+}
+
+// dropPartition forgets partition's buffers without acknowledging them.
+func (d *Delivery) dropPartition(partition int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := range d.buffers {
+		if k.partition == partition {
+			delete(d.buffers, k)
+		}
+	}
+}
