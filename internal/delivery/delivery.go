@@ -439,6 +439,9 @@ func (d *Delivery) flushDue(ctx context.Context, now time.Time) error {
 	iv := d.cfg.Delivery.Buffer.Interval.D()
 	for _, k := range d.sortedKeys() {
 		b := d.buffers[k]
+		if b == nil {
+			continue // dropped with its partition by an earlier flush
+		}
 		if b.data.Len() >= size || now.Sub(b.opened) >= iv {
 			if err := d.flush(ctx, b); err != nil {
 				return err
@@ -476,6 +479,9 @@ func (d *Delivery) sortedKeys() []bufKey {
 // new stored position is committed, and only then are the messages
 // acknowledged.
 func (d *Delivery) flush(ctx context.Context, b *buffer) error {
+	if b == nil {
+		return nil // dropped with its partition (see dropPartition)
+	}
 	if len(b.msgs) == 0 {
 		d.mu.Lock()
 		delete(d.buffers, b.key)

@@ -39,27 +39,31 @@ func (d *Delivery) do(ctx context.Context, fn func(ctx context.Context) error) e
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case err := <-op.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Once handed over, fn runs to its end: its outcome is the caller's to
+	// know even if ctx ends meanwhile.
+	return <-op.done
 }
 
 // AcquirePartition starts delivering partition: assign starts reading it
 // from the stream (from its acknowledgement floor), then the partition's
 // stored positions are taken from the lake, where the worker that held it
 // before wrote its last objects, so that what it wrote is not written again.
-func (d *Delivery) AcquirePartition(ctx context.Context, partition int, assign func(context.Context) error) error {
-	return d.do(ctx, func(ctx context.Context) error {
+// On error the partition is not read (revoke undoes assign).
+func (d *Delivery) AcquirePartition(ctx context.Context, partition int, assign func(context.Context) error, revoke func() error) error {
+	return d.do(ctx, func(ctx context.Context) (err error) {
 		d.dropPartition(partition)
 		if err := assign(ctx); err != nil {
 			return err
 		}
+		defer func() {
+			if err != nil {
+				d.dropPartition(partition)
+				revoke()
+			}
+		}()
 		prefix := strconv.Itoa(partition) + "|"
 		found := 0
-		err := d.bucket.List(ctx, d.keys.Root(), func(key string, size int64) error {
+		err = d.bucket.List(ctx, d.keys.Root(), func(key string, size int64) error {
 			k, last, ok := parseObjectName(d.cfg.Task, key)
 			if !ok || !strings.HasPrefix(k, prefix) {
 				return nil

@@ -193,7 +193,7 @@ func (c *Coordinator) round(ctx context.Context, member uint64) uint64 {
 		c.release(ctx, owned[i])
 		owned = owned[:i]
 	}
-	for p := 0; p < c.opts.Partitions && len(owned) < share; p++ {
+	for p := 0; p < c.opts.Partitions && len(owned) < share && ctx.Err() == nil; p++ {
 		if slices.Contains(owned, p) {
 			continue
 		}

@@ -34,7 +34,9 @@ func (t *Task) newSharedPartitions(st *openedStream) *sharedPartitions {
 }
 
 func (sp *sharedPartitions) Acquire(ctx context.Context, p int) error {
-	return sp.d.AcquirePartition(ctx, p, func(ctx context.Context) error { return sp.parts.Assign(ctx, p) })
+	return sp.d.AcquirePartition(ctx, p,
+		func(ctx context.Context) error { return sp.parts.Assign(ctx, p) },
+		func() error { return sp.parts.Revoke(p) })
 }
 
 func (sp *sharedPartitions) Release(ctx context.Context, p int) error {
