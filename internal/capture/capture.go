@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -316,7 +317,10 @@ func (c *Capture) broadcast(ctx context.Context, rec *change.Record) error {
 }
 
 // partitionKey sets the record's DMS partition key: schema.table.<pk
-// values> when the table has a primary key, else schema.table.
+// values> when the table has a primary key, else schema.table. The values
+// of a composite key are joined by '.', with '.' and '\' inside a value
+// escaped by a '\', so that ("a.b", "c") and ("a", "b.c") stay two keys; a
+// single-column key is written as it is, as DMS does.
 func partitionKey(rec *change.Record, row change.Row, pk []int) {
 	b := make([]byte, 0, 64)
 	b = append(b, rec.Schema...)
@@ -327,10 +331,21 @@ func partitionKey(rec *change.Record, row change.Row, pk []int) {
 			continue
 		}
 		b = append(b, '.')
+		start := len(b)
 		if s, ok := row[i].Value.(string); ok {
 			b = append(b, s...)
 		} else {
 			b = change.AppendValue(b, row[i].Value)
+		}
+		if len(pk) > 1 && strings.ContainsAny(string(b[start:]), `.\`) {
+			v := string(b[start:])
+			b = b[:start]
+			for j := 0; j < len(v); j++ {
+				if v[j] == '.' || v[j] == '\\' {
+					b = append(b, '\\')
+				}
+				b = append(b, v[j])
+			}
 		}
 	}
 	rec.PartitionKey = string(b)

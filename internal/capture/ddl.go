@@ -10,7 +10,7 @@ import (
 // ident matches a possibly backquoted identifier.
 const ident = "(?:`(?:[^`]|``)+`|[A-Za-z0-9_$\u0080-\uffff]+)"
 
-var ddlRe = regexp.MustCompile(`(?is)^\s*(?:/\*.*?\*/\s*)*` +
+var ddlRe = regexp.MustCompile(`(?is)^\s*` +
 	`(CREATE|ALTER|DROP|RENAME|TRUNCATE)\s+` +
 	`(?:OR\s+REPLACE\s+)?(?:ONLINE\s+|IGNORE\s+)*(?:TEMPORARY\s+)?(TABLE\s+|TABLES\s+)?` +
 	`(?:IF\s+(?:NOT\s+)?EXISTS\s+)?` +
@@ -19,7 +19,7 @@ var ddlRe = regexp.MustCompile(`(?is)^\s*(?:/\*.*?\*/\s*)*` +
 // parseDDL recognises table DDL and returns its control operation and the
 // (first) table it names, qualified with the event's default schema.
 func parseDDL(query, schema string) (change.Op, TableName, bool) {
-	m := ddlRe.FindStringSubmatch(query)
+	m := ddlRe.FindStringSubmatch(normalizeDDL(query))
 	if m == nil {
 		return "", TableName{}, false
 	}
@@ -74,4 +74,72 @@ func unquote(s string) string {
 		return strings.ReplaceAll(s[1:len(s)-1], "``", "`")
 	}
 	return s
+}
+
+// normalizeDDL prepares a statement for ddlRe, as the server reads it:
+// comments become a space (`/*! ... */` and MariaDB's `/*M! ... */`, which
+// the server executes, become their content), and a backquoted name gets a
+// space before it, so that "TRUNCATE TABLE`t`" reads like "TRUNCATE TABLE
+// `t`". Quoted strings and names are kept as they are. Only the head of a
+// statement names its table, so the first 4 KiB are enough.
+func normalizeDDL(q string) string {
+	if len(q) > 4096 {
+		q = q[:4096]
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	for i := 0; i < len(q); {
+		c := q[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			j := i + 1
+			for j < len(q) {
+				if q[j] == c {
+					if j+1 < len(q) && q[j+1] == c { // doubled quote
+						j += 2
+						continue
+					}
+					break
+				}
+				if q[j] == '\\' && c != '`' {
+					j++
+				}
+				j++
+			}
+			if c == '`' {
+				b.WriteByte(' ')
+			}
+			end := min(j+1, len(q))
+			b.WriteString(q[i:end])
+			i = end
+		case c == '/' && strings.HasPrefix(q[i:], "/*"):
+			end := strings.Index(q[i+2:], "*/")
+			body := ""
+			if end < 0 {
+				body, i = q[i+2:], len(q)
+			} else {
+				body, i = q[i+2:i+2+end], i+2+end+2
+			}
+			if rest, ok := strings.CutPrefix(body, "M!"); ok {
+				body = "!" + rest
+			}
+			if rest, ok := strings.CutPrefix(body, "!"); ok {
+				b.WriteByte(' ')
+				b.WriteString(normalizeDDL(strings.TrimLeft(rest, "0123456789")))
+			}
+			b.WriteByte(' ')
+		case c == '#' || c == '-' && strings.HasPrefix(q[i:], "--") && (i+2 == len(q) || q[i+2] <= ' '):
+			end := strings.IndexByte(q[i:], '\n')
+			if end < 0 {
+				i = len(q)
+			} else {
+				i += end + 1
+			}
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
 }

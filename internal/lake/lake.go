@@ -220,9 +220,23 @@ func Decode(key string, body []byte) ([]Record, error) {
 // Table is a replayed table: rows by partition key.
 type Table map[string]map[string]any
 
+// TableName names a table in a Replay: "schema.table", with a part that
+// holds a '.' (or a '`') backquoted as in SQL, so that table "b.c" of schema
+// "a" (a.`b.c`) and table "c" of schema "a.b" (`a.b`.c) stay apart.
+func TableName(schema, table string) string {
+	return quotePart(schema) + "." + quotePart(table)
+}
+
+func quotePart(s string) string {
+	if !strings.ContainsAny(s, ".`") {
+		return s
+	}
+	return "`" + strings.ReplaceAll(s, "`", "``") + "`"
+}
+
 // Replay is the result of replaying records.
 type Replay struct {
-	Tables     map[string]Table // by "schema.table"
+	Tables     map[string]Table // by TableName(schema, table)
 	Duplicates []string         // positions seen more than once
 }
 
@@ -234,7 +248,7 @@ type Replay struct {
 func ReplayRecords(recs []Record) Replay {
 	by := map[string][]Record{}
 	for _, r := range recs {
-		name := r.Schema + "." + r.Table
+		name := TableName(r.Schema, r.Table)
 		by[name] = append(by[name], r)
 	}
 	out := Replay{Tables: map[string]Table{}}

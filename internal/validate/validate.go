@@ -206,7 +206,7 @@ func (o Options) replay(ctx context.Context, root, schema, table string) (lake.T
 	if err != nil {
 		return nil, fmt.Errorf("reading the lake: %w", err)
 	}
-	return lake.ReplayRecords(recs).Tables[schema+"."+table], nil
+	return lake.ReplayRecords(recs).Tables[lake.TableName(schema, table)], nil
 }
 
 // diffKeys returns the keys whose rows differ, compared through hashes of
