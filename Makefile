@@ -30,8 +30,13 @@ demo:
 screenshot: deps
 	$(GO) test -count=1 -run TestConsoleInBrowser ./internal/console -screenshot $(CURDIR)/docs/console.png
 
+# bench measures binlake beside mydumper, mysqldump, mysqlbinlog and a bare
+# go-mysql decode loop on a MariaDB it starts, and writes BENCHMARKS.md
+# (sizes: BENCH_ROWS=500000,2000000 BENCH_RUNS=3 BENCH_CDC_EVENTS=100000).
+# It is not part of make test.
 bench:
-	@echo "make bench: not yet — the benchmark suite lands with the performance issue (#8)."
+	@scripts/deps.sh bench
+	$(GO) test -tags bench -count=1 -timeout 180m -run TestBench -v ./bench
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

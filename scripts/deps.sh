@@ -120,6 +120,7 @@ install_playwright() {
 
 want_s3=false
 want_browser=false
+want_bench=false
 want_node=false
 want_kinesis=false
 for arg in "$@"; do
@@ -128,8 +129,9 @@ for arg in "$@"; do
 	node) want_node=true ;;
 	kinesis) want_node=true want_kinesis=true ;;
 	browser) want_node=true want_browser=true ;;
+	bench) want_bench=true ;;
 	*)
-		echo "usage: $0 [s3] [node] [kinesis] [browser]" >&2
+		echo "usage: $0 [s3] [node] [kinesis] [browser] [bench]" >&2
 		exit 2
 		;;
 	esac
@@ -152,4 +154,12 @@ fi
 if $want_browser; then
 	have_chromium || install_chromium
 	install_playwright
+fi
+if $want_bench && ! { command -v sysbench >/dev/null 2>&1 && command -v mydumper >/dev/null 2>&1; }; then
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps.sh: make bench needs sysbench and mydumper: sudo apt-get install -y sysbench mydumper" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing sysbench and mydumper" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sysbench mydumper >/dev/null
 fi
