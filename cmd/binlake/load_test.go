@@ -27,19 +27,8 @@ import (
 // exactly the source, without a duplicate.
 func TestKillMidTableResumes(t *testing.T) {
 	const table, chunkSize = "wp_postmeta", 50
-	m := testbed.NewMariaDB(t)
-	db, err := m.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	m, db := testbed.NewWordPress(t, 2000, 5)
 	ctx := t.Context()
-	if err := testbed.CreateWordPress(ctx, db, testbed.WordPressDB); err != nil {
-		t.Fatal(err)
-	}
-	if err := testbed.SeedWordPress(ctx, db, testbed.WordPressDB, 2000, 5); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	port, err := testbed.FreePort()
 	if err != nil {

@@ -91,19 +91,8 @@ func status(addr string) (task.Status, error) {
 // record exactly once and replay to exactly the source, the drained stop
 // must exit 0, and the status API must answer.
 func TestKillAndRestart(t *testing.T) {
-	m := testbed.NewMariaDB(t)
-	db, err := m.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	m, db := testbed.NewWordPress(t, 1500, 11)
 	ctx := t.Context()
-	if err := testbed.CreateWordPress(ctx, db, testbed.WordPressDB); err != nil {
-		t.Fatal(err)
-	}
-	if err := testbed.SeedWordPress(ctx, db, testbed.WordPressDB, 1500, 11); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	port, err := testbed.FreePort()
 	if err != nil {

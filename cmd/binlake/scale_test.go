@@ -52,19 +52,8 @@ func TestScaleOutNATSCluster(t *testing.T) {
 	for _, ns := range nodes {
 		urls = append(urls, fmt.Sprintf("%q", ns.ClientURL()))
 	}
-	m := testbed.NewMariaDB(t)
-	db, err := m.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	m, db := testbed.NewWordPress(t, 400, 7)
 	ctx := t.Context()
-	if err := testbed.CreateWordPress(ctx, db, testbed.WordPressDB); err != nil {
-		t.Fatal(err)
-	}
-	if err := testbed.SeedWordPress(ctx, db, testbed.WordPressDB, 400, 7); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	lakeDir := filepath.Join(dir, "lake")
 	cfgPath := filepath.Join(dir, "pipeline.yaml")

@@ -110,19 +110,7 @@ func assertLakeEqualsSource(t *testing.T, b objstore.Bucket, cfg *config.Config,
 
 func startWordPress(t *testing.T, posts int) *testbed.MariaDB {
 	t.Helper()
-	m := testbed.NewMariaDB(t)
-	db, err := m.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := t.Context()
-	if err := testbed.CreateWordPress(ctx, db, testbed.WordPressDB); err != nil {
-		t.Fatal(err)
-	}
-	if err := testbed.SeedWordPress(ctx, db, testbed.WordPressDB, posts, 7); err != nil {
-		t.Fatal(err)
-	}
+	m, _ := testbed.NewWordPress(t, posts, 7)
 	return m
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -527,4 +528,24 @@ func inTx(ctx context.Context, c *sql.Conn, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// NewWordPress starts a MariaDB server holding the sample WordPress
+// database with posts posts (seeded with seed), and returns it with a
+// connection that is closed when the test ends.
+func NewWordPress(t testing.TB, posts int, seed int64) (*MariaDB, *sql.DB) {
+	t.Helper()
+	m := NewMariaDB(t)
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := CreateWordPress(t.Context(), db, WordPressDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := SeedWordPress(t.Context(), db, WordPressDB, posts, seed); err != nil {
+		t.Fatal(err)
+	}
+	return m, db
 }
