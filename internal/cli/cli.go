@@ -135,10 +135,10 @@ stream) or deliver (stream → object store); all, the default, runs both.`,
 				return runTask(ctx, cfg, newLogger(stderr, cfg.Log), pw, false)
 			}
 			logPath := filepath.Join(cfg.StateDir, "binlake.log")
-			if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+			if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 				return err
 			}
-			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 			if err != nil {
 				return err
 			}

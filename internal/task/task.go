@@ -91,7 +91,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		}
 	}()
 	cfg := t.cfg
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
 	unlock, err := lockStateDir(cfg.StateDir)
@@ -263,7 +263,7 @@ func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.
 
 // lockStateDir makes sure only one binlake uses a state directory.
 func lockStateDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
