@@ -207,6 +207,12 @@ func (pr *processor) callOnce(ctx context.Context, body []byte, n int) ([]procOu
 	if err != nil {
 		return nil, err
 	}
+	return parseResponse(resp, n)
+}
+
+// parseResponse reads a processor's answer to a batch of n records: every
+// record must come back once, by its recordId.
+func parseResponse(resp []byte, n int) ([]procOutRecord, *callError) {
 	var r procResponse
 	if jerr := json.Unmarshal(resp, &r); jerr != nil {
 		return nil, &callError{"Processor.InvalidResponse", "the response is not {\"records\": [...]}: " + jerr.Error()}
