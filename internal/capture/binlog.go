@@ -58,7 +58,15 @@ func (s *source) binlogPositionOn(ctx context.Context, conn *sql.Conn) (string, 
 // published when its commit is seen, stamped with the commit time.
 type txn struct {
 	id      uint64
-	records []*change.Record
+	records txBuffer
+	// xid is the XA transaction id of an XA transaction (XA START): its
+	// records wait for XA COMMIT, or are dropped at XA ROLLBACK.
+	xid string
+	// start is where the transaction's first event starts: an XA
+	// transaction prepared but not yet committed holds the checkpoint
+	// there, so that a restart reads it again.
+	startFile string
+	startPos  uint32
 	// defined: tables whose definition this transaction publishes (true)
 	// or makes stale with a DDL (false); applied to the checkpoint state at
 	// commit, so an unpublished transaction changes nothing.
@@ -93,7 +101,11 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		HeartbeatPeriod:         my.Heartbeat.D(),
 		ReadTimeout:             3 * my.Heartbeat.D(),
 		MaxReconnectAttempts:    10,
-		Logger:                  slog.New(discardHandler{}),
+		// The syncer decodes events ahead of the reader into a channel of
+		// this many (default 10240): with large rows events (a big
+		// transaction, 8 KiB of rows each) that alone is hundreds of MiB.
+		EventCacheCount: eventReadAhead,
+		Logger:          slog.New(discardHandler{}),
 	}
 	syncer := replication.NewBinlogSyncer(cfg)
 	defer syncer.Close()
@@ -107,6 +119,10 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
 	}
 	r := &binlogReader{c: c, file: file, pos: pos, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{}}
+	if err := removeSpillFiles(c.opts.StateDir); err != nil {
+		return err
+	}
+	defer r.discardAll()
 	if r.fileNum, err = change.BinlogFileNumber(file); err != nil {
 		return err
 	}
@@ -172,6 +188,10 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 	}
 }
 
+// eventReadAhead is how many binlog events are read and decoded ahead of
+// the reader: enough to keep it busy, few enough to bound the memory.
+const eventReadAhead = 512
+
 // withTimeout is context.WithTimeout; the read loop renews it each tick.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
@@ -191,6 +211,9 @@ type binlogReader struct {
 	// are compiled on each Config.Selected call, and rows events come by
 	// the thousand.
 	selected map[TableName]bool
+	// prepared holds the XA transactions prepared and not yet committed or
+	// rolled back, by xid.
+	prepared map[string]*txn
 }
 
 // isSelected is Config.Selected, cached per table.
@@ -228,21 +251,24 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 		}
 		return false, nil
 	case *replication.MariadbGTIDEvent:
-		r.tx = &txn{id: e.GTID.SequenceNumber}
+		r.begin(e.GTID.SequenceNumber, start)
 	case *replication.GTIDEvent:
-		r.tx = &txn{id: uint64(e.GNO)}
+		r.begin(uint64(e.GNO), start)
 	case *replication.QueryEvent:
 		q := strings.TrimSpace(string(e.Query))
 		switch strings.ToUpper(q) {
 		case "BEGIN":
 			if r.tx == nil {
-				r.tx = &txn{}
+				r.begin(0, start)
 			}
 		case "COMMIT":
 			return r.commit(ctx, h)
 		default:
 			if r.tx != nil && isSavepoint(q) {
 				break // inside the transaction: not its end
+			}
+			if verb, xid, ok := parseXA(q); ok {
+				return r.xa(ctx, verb, xid, h, start)
 			}
 			if err := r.ddl(ctx, e, h, start); err != nil {
 				return false, err
@@ -255,6 +281,10 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 		}
 	case *replication.XIDEvent:
 		return r.commit(ctx, h)
+	default:
+		if h.EventType == replication.XA_PREPARE_LOG_EVENT && r.tx != nil && r.tx.xid != "" {
+			return r.xaPrepared(h)
+		}
 	}
 	if h.LogPos > 0 {
 		r.pos = h.LogPos
@@ -280,8 +310,43 @@ func isSavepoint(q string) bool {
 
 func (r *binlogReader) commitPosition() {
 	r.c.mu.Lock()
-	r.c.state.BinlogFile, r.c.state.BinlogPos = r.file, r.pos
+	r.c.state.BinlogFile, r.c.state.BinlogPos = r.resumeAt()
 	r.c.mu.Unlock()
+}
+
+// resumeAt is where a restart must read from once the current transaction
+// is published: past it, unless an XA transaction prepared earlier waits
+// for its XA COMMIT, whose records only a new reading of its events could
+// give back.
+func (r *binlogReader) resumeAt() (string, uint32) {
+	file, pos := r.file, r.pos
+	for _, tx := range r.prepared {
+		n, _ := change.BinlogFileNumber(tx.startFile)
+		if (binPos{n, uint64(tx.startPos)}).less(binPos{r.fileNum, uint64(pos)}) {
+			file, pos = tx.startFile, tx.startPos
+		}
+	}
+	return file, pos
+}
+
+// discardAll drops the transactions not published, and their spill files,
+// when the reader stops.
+func (r *binlogReader) discardAll() {
+	if r.tx != nil {
+		r.tx.records.discard()
+	}
+	for _, tx := range r.prepared {
+		tx.records.discard()
+	}
+}
+
+// begin starts a transaction at its first event (GTID or BEGIN).
+func (r *binlogReader) begin(id uint64, start uint64) {
+	if r.tx != nil {
+		r.tx.records.discard()
+	}
+	r.tx = &txn{id: id, startFile: r.file, startPos: uint32(start),
+		records: txBuffer{dir: r.c.opts.StateDir, limit: int64(r.c.cfg.Source.MySQL.TransactionMemory)}}
 }
 
 // commit publishes the transaction's records and moves the resume position
@@ -290,54 +355,77 @@ func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (
 	if h.LogPos > 0 {
 		r.pos = h.LogPos
 	}
-	commitTime := time.Unix(int64(h.Timestamp), 0).UTC()
-	var last *change.TransactionRef
-	if r.tx != nil {
-		r.c.mu.Lock()
-		last = r.c.state.LastRecord
-		r.c.mu.Unlock()
-		details := r.c.cfg.IncludeTransactionDetails
-		for i, rec := range r.tx.records {
-			rec.CommitTime = commitTime
-			rec.TransactionID = r.tx.id
-			rec.TransactionSeq = uint32(i + 1)
-			if details {
-				rec.Prev = last
-			}
-			last = &change.TransactionRef{ID: rec.TransactionID, Seq: rec.TransactionSeq}
-			var err error
-			if rec.Op.IsControl() {
-				err = r.c.broadcast(ctx, rec)
-			} else {
-				err = r.c.emit(ctx, rec)
-			}
-			if err != nil {
-				return false, err
-			}
-		}
-		if len(r.tx.records) > 0 {
-			r.c.mu.Lock()
-			r.c.lagAt = commitTime
-			r.c.mu.Unlock()
-		}
+	tx := r.tx
+	r.tx = nil
+	last, err := r.publish(ctx, tx, h, nil)
+	if err != nil {
+		return false, err
 	}
 	var defined map[string]bool
-	if r.tx != nil {
-		defined = r.tx.defined
+	if tx != nil {
+		defined = tx.defined
 	}
-	r.tx = nil
 	r.c.mu.Lock()
 	for table, v := range defined {
 		if p := r.c.state.Tables[table]; p != nil {
 			p.Defined = v
 		}
 	}
-	r.c.state.BinlogFile, r.c.state.BinlogPos = r.file, r.pos
+	r.c.state.BinlogFile, r.c.state.BinlogPos = r.resumeAt()
 	if last != nil {
 		r.c.state.LastRecord = last
 	}
 	r.c.mu.Unlock()
 	return true, nil
+}
+
+// publish publishes a committed transaction's records, stamped with the
+// commit event h's time, and removes its spill file. at, when not nil, is
+// the position of an XA COMMIT that commits an XA transaction prepared
+// earlier: its records take their positions there, in their order, after
+// every record published since its prepare. It returns the last record
+// published (nil: none).
+func (r *binlogReader) publish(ctx context.Context, tx *txn, h *replication.EventHeader, at *change.Position) (*change.TransactionRef, error) {
+	if tx == nil {
+		return nil, nil
+	}
+	defer tx.records.discard()
+	commitTime := time.Unix(int64(h.Timestamp), 0).UTC()
+	r.c.mu.Lock()
+	last := r.c.state.LastRecord
+	r.c.mu.Unlock()
+	details := r.c.cfg.IncludeTransactionDetails
+	if n := tx.records.len(); tx.records.spilled() {
+		r.c.log.Info("publishing a transaction larger than source.mysql.transaction_memory from its spill file", "records", n, "transaction_id", tx.id)
+	}
+	var published *change.TransactionRef
+	err := tx.records.each(func(i int, rec *change.Record) error {
+		rec.CommitTime = commitTime
+		rec.TransactionID = tx.id
+		rec.TransactionSeq = uint32(i + 1)
+		if at != nil {
+			rec.Position = *at
+			rec.Position.A = uint64(i)
+		}
+		if details {
+			rec.Prev = last
+		}
+		last = &change.TransactionRef{ID: rec.TransactionID, Seq: rec.TransactionSeq}
+		published = last
+		if rec.Op.IsControl() {
+			return r.c.broadcast(ctx, rec)
+		}
+		return r.c.emit(ctx, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if published != nil {
+		r.c.mu.Lock()
+		r.c.lagAt = commitTime
+		r.c.mu.Unlock()
+	}
+	return published, nil
 }
 
 // skip reports whether events of table t are left out: those of tables
@@ -385,9 +473,11 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 		r.cols[tm] = cols
 	}
 	if r.tx == nil {
-		r.tx = &txn{}
+		r.begin(0, start)
 	}
-	r.define(tm, cols, t, start)
+	if err := r.define(tm, cols, t, start); err != nil {
+		return err
+	}
 	pk := make([]int, len(tm.PrimaryKey))
 	for i, k := range tm.PrimaryKey {
 		pk[i] = int(k)
@@ -407,7 +497,7 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 		return row, nil
 	}
 	base := change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindEvent}
-	add := func(op change.Op, row, before change.Row, a, b uint64) {
+	add := func(op change.Op, row, before change.Row, a, b uint64) error {
 		pos := base
 		pos.A, pos.B = a, b
 		rec := &change.Record{Op: op, Schema: t.Schema, Table: t.Table, Data: row, Position: pos}
@@ -415,7 +505,7 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 			rec.Before = beforeImage(r.c.cfg.BeforeImage, before, pk)
 		}
 		partitionKey(rec, row, pk)
-		r.tx.records = append(r.tx.records, rec)
+		return r.tx.records.add(rec)
 	}
 	switch e.Type() {
 	case replication.EnumRowsEventTypeInsert, replication.EnumRowsEventTypeDelete:
@@ -428,7 +518,9 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 			if err != nil {
 				return err
 			}
-			add(op, row, row, uint64(i), 0)
+			if err := add(op, row, row, uint64(i), 0); err != nil {
+				return err
+			}
 		}
 	case replication.EnumRowsEventTypeUpdate:
 		if len(e.Rows)%2 != 0 {
@@ -446,11 +538,17 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 			if pkChanged(before, after, pk) {
 				// A key change is two records, so each key's history stays on
 				// its own partition: delete of the old key, insert of the new.
-				add(change.OpDelete, before, before, uint64(i/2), 0)
-				add(change.OpInsert, after, nil, uint64(i/2), 1)
+				if err := add(change.OpDelete, before, before, uint64(i/2), 0); err != nil {
+					return err
+				}
+				if err := add(change.OpInsert, after, nil, uint64(i/2), 1); err != nil {
+					return err
+				}
 				continue
 			}
-			add(change.OpUpdate, after, before, uint64(i/2), 0)
+			if err := add(change.OpUpdate, after, before, uint64(i/2), 0); err != nil {
+				return err
+			}
 		}
 	default:
 		return fmt.Errorf("%s: unsupported rows event", t)
@@ -499,7 +597,7 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 		return nil
 	}
 	if r.tx == nil {
-		r.tx = &txn{}
+		r.begin(0, start)
 	}
 	rec := &change.Record{
 		Op: op, Schema: t.Schema, Table: t.Table, Statement: string(e.Query),
@@ -510,8 +608,7 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 	// their table-map event: the schema in force at that binlog position
 	// (reading information_schema now could see a later DDL).
 	r.tx.setDefined(t.String(), false)
-	r.tx.records = append(r.tx.records, rec)
-	return nil
+	return r.tx.records.add(rec)
 }
 
 // define adds a create-table control record with the table's definition,
@@ -519,7 +616,7 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 // definition is not on the stream yet: a table of a CDC-only task, one
 // created or renamed after the task started, or any table after a DDL. It
 // sorts just before the rows event at start (kind 0 at the same offset).
-func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn, t TableName, start uint64) {
+func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn, t TableName, start uint64) error {
 	r.c.mu.Lock()
 	p := r.c.state.Tables[t.String()]
 	defined := p != nil && p.Defined
@@ -528,7 +625,7 @@ func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn
 	}
 	if p == nil || defined {
 		r.c.mu.Unlock()
-		return
+		return nil
 	}
 	chunk := r.c.state.NextChunk
 	r.c.state.NextChunk++
@@ -536,7 +633,7 @@ func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn
 	r.tx.setDefined(t.String(), true)
 
 	def := tableMapDef(tm, cols)
-	r.tx.records = append(r.tx.records, &change.Record{
+	return r.tx.records.add(&change.Record{
 		Op: change.OpCreateTable, Schema: t.Schema, Table: t.Table,
 		Statement: "-- binlake: table definition at this binlog position", TableDef: &def,
 		Position:     change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindLoad, A: chunk},

@@ -1,12 +1,15 @@
 package capture_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +27,25 @@ type lakeTask struct {
 	stop    func()
 	done    chan error
 	tk      *task.Task
+	logs    lockedBuffer // the task's log lines
+}
+
+// lockedBuffer is a bytes.Buffer that a logger writes while a test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newLakeTask(t *testing.T, m *testbed.MariaDB, extraConfig string) *lakeTask {
@@ -52,7 +74,7 @@ state_dir: %s
 // start runs the task and waits until its full load is complete.
 func (lt *lakeTask) start(t *testing.T) {
 	t.Helper()
-	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(io.MultiWriter(testLog{t}, &lt.logs), nil)))
 	ctx, stop := context.WithCancel(t.Context())
 	lt.stop, lt.done = stop, make(chan error, 1)
 	go func() { lt.done <- lt.tk.Run(ctx) }()

@@ -115,6 +115,11 @@ type MySQL struct {
 	Flavor         string   `yaml:"flavor"`
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	Heartbeat      Duration `yaml:"heartbeat"`
+	// TransactionMemory is how many bytes of one transaction's records
+	// capture holds in memory until its commit; the rest waits in a file
+	// under state_dir, so a transaction of millions of rows passes in
+	// bounded memory.
+	TransactionMemory ByteSize `yaml:"transaction_memory"`
 }
 
 // TableRule is one selection rule: exactly one of Include and Exclude is
@@ -247,10 +252,11 @@ func (e *FieldError) Error() string {
 func defaults() *Config {
 	return &Config{
 		Source: Source{MySQL: MySQL{
-			Port:           3306,
-			Flavor:         "auto",
-			ConnectTimeout: Duration(10 * time.Second),
-			Heartbeat:      Duration(10 * time.Second),
+			Port:              3306,
+			Flavor:            "auto",
+			ConnectTimeout:    Duration(10 * time.Second),
+			Heartbeat:         Duration(10 * time.Second),
+			TransactionMemory: 64 * mib,
 		}},
 		Role:      RoleAll,
 		Migration: MigrationFullLoadAndCDC,

@@ -153,6 +153,9 @@ func (c *Config) validateMySQL(ps *problems) {
 	if m.Heartbeat <= 0 {
 		ps.add("source.mysql.heartbeat", "must be positive, got %s (e.g. heartbeat: 10s)", m.Heartbeat)
 	}
+	if m.TransactionMemory <= 0 {
+		ps.add("source.mysql.transaction_memory", "must be positive, got %s (e.g. transaction_memory: 64MiB)", m.TransactionMemory)
+	}
 }
 
 func (c *Config) validateTables(ps *problems) {
