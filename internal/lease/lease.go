@@ -208,9 +208,15 @@ func (c *Coordinator) round(ctx context.Context, member uint64) uint64 {
 		c.owned[p] = &held{rev: rev, renewed: time.Now()}
 		c.mu.Unlock()
 		if err := c.opts.Handler.Acquire(ctx, p); err != nil {
-			log.Error("cannot start delivering a partition; giving its lease up", "partition", p, "err", err)
+			if ctx.Err() == nil {
+				log.Error("cannot start delivering a partition; giving its lease up", "partition", p, "err", err)
+			}
 			c.drop(p)
-			st.Delete(ctx, leaseKey(p), rev)
+			// Given up even when stopping, so that another worker need not
+			// wait for the lease to expire.
+			if err := st.Delete(context.WithoutCancel(ctx), leaseKey(p), rev); err != nil {
+				log.Warn("lease store: cannot delete a lease given up; it will expire", "partition", p, "err", err)
+			}
 			continue
 		}
 		log.Info("took over a partition", "partition", p, "workers", len(workers))

@@ -109,7 +109,7 @@ func TestRolesApart(t *testing.T) {
 	stable := 0
 	waitFor(t, 60*time.Second, func() bool {
 		st := delTask.Status()
-		if st.BufferedBytes == 0 && reflect.DeepEqual(st.Tables, last) {
+		if len(st.DeliverPartitions) == delCfg.Stream.Partitions && st.BufferedBytes == 0 && reflect.DeepEqual(st.Tables, last) {
 			stable++
 		} else {
 			stable = 0
