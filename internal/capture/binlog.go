@@ -118,7 +118,8 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 	if err != nil {
 		return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
 	}
-	r := &binlogReader{c: c, file: file, pos: pos, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{}}
+	r := &binlogReader{c: c, file: file, pos: pos, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{},
+		hist: map[*replication.TableMapEvent]*TableSchema{}, ddlp: newDDLParser()}
 	if err := removeSpillFiles(c.opts.StateDir); err != nil {
 		return err
 	}
@@ -204,6 +205,10 @@ type binlogReader struct {
 	pos     uint32 // end of the last event read
 	tx      *txn
 	cols    map[*replication.TableMapEvent][]binlogColumn
+	// hist holds, for a table map without column names, the schema
+	// history's version it was decoded with (nil entries: none).
+	hist map[*replication.TableMapEvent]*TableSchema
+	ddlp *ddlParser
 	// fixed caches, per table, its INET6/INET4/UUID columns, which the
 	// table map cannot tell from BINARY(n); emptied by every DDL.
 	fixed map[TableName]map[string]colKind
@@ -437,13 +442,14 @@ func (r *binlogReader) skip(t TableName, start uint64) bool {
 		return true
 	}
 	r.c.mu.Lock()
-	if r.c.state.Tables[t.String()] == nil {
+	defer r.c.mu.Unlock()
+	p := r.c.state.Tables[t.String()]
+	if p == nil {
 		// A table created after the task started: the binlog has all of it.
 		now := time.Now().UTC()
 		r.c.state.Tables[t.String()] = &TableProgress{State: StateCompleted, LoadEnd: &now}
 	}
-	r.c.mu.Unlock()
-	return false
+	return p != nil && p.SchemaError
 }
 
 func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start uint64) error {
@@ -453,13 +459,20 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 		return nil
 	}
 	cols, ok := r.cols[tm]
+	hist := r.hist[tm]
 	if !ok {
 		var err error
-		cols, err = binlogColumns(tm, r.c.src.charsets)
-		if err != nil {
+		if len(tm.ColumnName) == 0 {
+			// No column names (binlog_row_metadata not FULL): the schema
+			// history's version at this position.
+			if hist = r.historyAt(t, start, tm); hist == nil {
+				return nil // the table is in error now
+			}
+			cols = historyColumns(tm, hist, r.c.src.charsets)
+		} else if cols, err = binlogColumns(tm, r.c.src.charsets); err != nil {
 			return err
 		}
-		if mayBeFixedBinary(cols) {
+		if hist == nil && mayBeFixedBinary(cols) {
 			types, ok := r.fixed[t]
 			if !ok {
 				if types, err = r.c.src.fixedBinaryColumns(ctx, t); err != nil {
@@ -470,17 +483,21 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 			markFixedBinary(cols, types)
 		}
 		clear(r.cols) // one table map is live per table id
-		r.cols[tm] = cols
+		clear(r.hist)
+		r.cols[tm], r.hist[tm] = cols, hist
 	}
 	if r.tx == nil {
 		r.begin(0, start)
 	}
-	if err := r.define(tm, cols, t, start); err != nil {
+	if err := r.define(tm, cols, hist, t, start); err != nil {
 		return err
 	}
 	pk := make([]int, len(tm.PrimaryKey))
 	for i, k := range tm.PrimaryKey {
 		pk[i] = int(k)
+	}
+	if hist != nil {
+		pk = hist.pkIndexes()
 	}
 	convert := func(raw []any) (change.Row, error) {
 		if len(raw) != len(cols) {
@@ -593,6 +610,7 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 	if ok {
 		clear(r.fixed) // column types may have changed, and names moved
 	}
+	r.applyDDL(string(e.Query), string(e.Schema), start)
 	if !ok || r.skip(t, start) {
 		return nil
 	}
@@ -611,12 +629,65 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 	return r.tx.records.add(rec)
 }
 
+// historyAt returns the schema history's version of table t at the rows
+// event starting at start, checked against its table map tm; or nil, having
+// put the table in "Table error", when there is none to trust.
+func (r *binlogReader) historyAt(t TableName, start uint64, tm *replication.TableMapEvent) *TableSchema {
+	pos := positionKey(r.c.state.Epoch, r.fileNum, start)
+	r.c.mu.Lock()
+	var v TableVersion
+	ok := false
+	if h := r.c.state.Schemas; h != nil {
+		v, ok = h.at(t, pos)
+	}
+	r.c.mu.Unlock()
+	var reason string
+	switch {
+	case !ok || (v.Schema == nil && v.Error == ""):
+		reason = fmt.Sprintf("the binlog's table map at %s names no columns (binlog_row_metadata is not FULL) and the schema history does not know the table there", pos)
+	case v.Schema == nil:
+		reason = v.Error
+	default:
+		if err := checkTableMap(tm, v.Schema); err != nil {
+			reason = fmt.Sprintf("the binlog's table map at %s does not match the schema history (was the table changed without the binlog, e.g. with sql_log_bin=0?): %v", pos, err)
+		}
+	}
+	if reason != "" {
+		r.c.schemaError(t, reason)
+		return nil
+	}
+	return v.Schema
+}
+
+// applyDDL applies a DDL statement at start to the schema history. With
+// table maps that do not name columns, a selected table whose schema it
+// leaves unknown is in error at once.
+func (r *binlogReader) applyDDL(query, db string, start uint64) {
+	r.c.mu.Lock()
+	h := r.c.state.Schemas
+	if h == nil {
+		r.c.mu.Unlock()
+		return
+	}
+	failed := r.ddlp.applyDDL(h, query, db, positionKey(r.c.state.Epoch, r.fileNum, start))
+	r.c.mu.Unlock()
+	for t, reason := range failed {
+		if r.c.fullMetadata {
+			r.c.log.Warn("schema history: a DDL it cannot apply; table maps name the columns (binlog_row_metadata=FULL), so capture goes on", "table", t.String(), "reason", reason)
+			continue
+		}
+		if r.isSelected(t) {
+			r.c.schemaError(t, reason)
+		}
+	}
+}
+
 // define adds a create-table control record with the table's definition,
 // from the rows event's table map, before the first rows of a table whose
 // definition is not on the stream yet: a table of a CDC-only task, one
 // created or renamed after the task started, or any table after a DDL. It
 // sorts just before the rows event at start (kind 0 at the same offset).
-func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn, t TableName, start uint64) error {
+func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn, hist *TableSchema, t TableName, start uint64) error {
 	r.c.mu.Lock()
 	p := r.c.state.Tables[t.String()]
 	defined := p != nil && p.Defined
@@ -632,7 +703,12 @@ func (r *binlogReader) define(tm *replication.TableMapEvent, cols []binlogColumn
 	r.c.mu.Unlock()
 	r.tx.setDefined(t.String(), true)
 
-	def := tableMapDef(tm, cols)
+	var def change.TableDef
+	if hist != nil {
+		def = hist.def()
+	} else {
+		def = tableMapDef(tm, cols)
+	}
 	return r.tx.records.add(&change.Record{
 		Op: change.OpCreateTable, Schema: t.Schema, Table: t.Table,
 		Statement: "-- binlake: table definition at this binlog position", TableDef: &def,

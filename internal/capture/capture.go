@@ -62,6 +62,9 @@ type TableProgress struct {
 	// EstimatedRows is information_schema.TABLES.TABLE_ROWS when the load
 	// started (a statistic for InnoDB): what full-load progress is measured against.
 	EstimatedRows uint64 `json:"estimated_rows,omitempty"`
+	// SchemaError: the table's binlog events cannot be decoded with the
+	// schema history (Error says why); they are left out from there.
+	SchemaError bool `json:"schema_error,omitempty"`
 }
 
 // State is the capture checkpoint.
@@ -77,7 +80,10 @@ type State struct {
 	// the prev-transaction-id and prev-transaction-record-id of the next one.
 	LastRecord *change.TransactionRef    `json:"last_record,omitempty"`
 	Tables     map[string]*TableProgress `json:"tables"`
-	SavedAt    time.Time                 `json:"saved_at"`
+	// Schemas is the schema history: the columns of each table by binlog
+	// position, for table maps without column names (schema.go).
+	Schemas *SchemaHistory `json:"schema_history,omitempty"`
+	SavedAt time.Time      `json:"saved_at"`
 }
 
 const stateFormatVersion = 1
@@ -109,6 +115,9 @@ type Capture struct {
 	buf   []byte
 
 	retention Retention // the source's binlog retention, under mu (observe.go)
+	// fullMetadata: the source writes binlog_row_metadata=FULL, so table
+	// maps name their columns and the schema history is only a fallback.
+	fullMetadata bool
 }
 
 // New returns a Capture; Run starts it.
@@ -194,6 +203,18 @@ func (c *Capture) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.fullMetadata = src.fullRowMetadata(ctx)
+	if c.state.Schemas == nil {
+		// Read before the start position is taken (below, if this is the
+		// first start): a DDL in between is read from the binlog.
+		h, err := src.seedSchemaHistory(ctx, tables)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.state.Schemas = h
+		c.mu.Unlock()
+	}
 	var toLoad []TableName
 	c.mu.Lock()
 	for _, t := range tables {
@@ -259,6 +280,11 @@ func (c *Capture) save(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.state.SavedAt = time.Now().UTC()
+	if c.state.Schemas != nil && c.state.BinlogFile != "" {
+		if n, err := change.BinlogFileNumber(c.state.BinlogFile); err == nil {
+			c.state.Schemas.prune(positionKey(c.state.Epoch, n, uint64(c.state.BinlogPos)))
+		}
+	}
 	err := checkpoint.Save(c.path, &c.state)
 	c.mu.Unlock()
 	return err
@@ -350,6 +376,25 @@ func partitionKey(rec *change.Record, row change.Row, pk []int) {
 	}
 	rec.PartitionKey = string(b)
 	rec.PartitionKeyPK = len(pk) > 0
+}
+
+// schemaError puts table t in "Table error": its binlog events cannot be
+// decoded with a schema binlake trusts, so they are left out from here.
+// The other tables go on.
+func (c *Capture) schemaError(t TableName, reason string) {
+	c.mu.Lock()
+	p := c.state.Tables[t.String()]
+	if p == nil {
+		p = &TableProgress{}
+		c.state.Tables[t.String()] = p
+	}
+	already := p.SchemaError
+	p.State, p.Error, p.SchemaError = StateError, reason, true
+	c.mu.Unlock()
+	if !already {
+		c.log.Error("table in error: its binlog events are left out", "table", t.String(), "reason", reason,
+			"fix", "set binlog_row_metadata=FULL on the source (table maps then name the columns), then binlake reload --table "+t.String())
+	}
 }
 
 // Position is the binlog position CDC has published everything up to (a

@@ -153,20 +153,26 @@ func captureState(t *testing.T, stateDir string) capture.State {
 	return st
 }
 
+// replay reads the task's lake and replays it.
+func (lt *lakeTask) replay(t *testing.T) lake.Replay {
+	t.Helper()
+	b, err := objstore.NewFile(lt.lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := lake.Read(context.Background(), b, lt.cfg.Delivery.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lake.ReplayRecords(recs)
+}
+
 // assertLakeEqualsShop replays the lake and compares each load table (but
 // nokey) with the source; no stream-position may be in the lake twice.
 func assertLakeEqualsShop(t *testing.T, lt *lakeTask) lake.Replay {
 	t.Helper()
 	ctx := context.Background()
-	b, err := objstore.NewFile(lt.lakeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := lake.Read(ctx, b, lt.cfg.Delivery.Prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := lake.ReplayRecords(recs)
+	rp := lt.replay(t)
 	if len(rp.Duplicates) > 0 {
 		t.Errorf("%d records are in the lake twice, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
 	}

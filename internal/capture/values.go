@@ -291,21 +291,8 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 	for i := range cols {
 		c := &cols[i]
 		c.name = names[i]
-		typ := tm.ColumnType[i]
 		meta := tm.ColumnMeta[i]
-		strLen := int(meta) // byte length of a CHAR/BINARY column
-		if typ == mysql.MYSQL_TYPE_STRING && meta >= 256 {
-			// The real type and the length share the metadata, as
-			// go-mysql's decodeValue reads them.
-			b0, b1 := byte(meta>>8), int(meta&0xff)
-			if b0&0x30 != 0x30 {
-				strLen = b1 | int((b0&0x30)^0x30)<<4
-				typ = b0 | 0x30
-			} else {
-				strLen = b1
-				typ = b0
-			}
-		}
+		typ, strLen := realType(tm, i) // strLen: byte length of a CHAR/BINARY column
 		switch typ {
 		case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG:
 			c.kind = kindSigned

@@ -32,8 +32,8 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 starting the task:
 
   - the source: it connects and checks the binlog settings (log_bin, binlog_format,
-    binlog_row_image, binlog_row_metadata; for a full-load task all but log_bin only
-    warn), the privileges, that source.mysql.server_id is not the source's own id, the
+    binlog_row_image, binlog_row_metadata; row metadata other than FULL only warns, as
+    does everything but log_bin for a full-load task), the privileges, that source.mysql.server_id is not the source's own id, the
     tables the selection rules select, the binlog retention (CDC tasks) and primary keys;
   - the target: it lists the delivery prefix, then writes a small probe object under
     <prefix>_binlake/check-<random> and deletes it again;

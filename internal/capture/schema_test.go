@@ -1,0 +1,134 @@
+package capture_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/testbed"
+)
+
+// TestSchemaHistoryMinimalMetadata runs on a MariaDB whose table maps name
+// no columns (binlog_row_metadata=MINIMAL). binlake runs once (its
+// checkpoint holds the schema history seeded then), stops, and while it is
+// stopped the tables are changed between inserts: ADD, DROP, CHANGE
+// (rename and retype), RENAME COLUMN and MODIFY ... FIRST (reorder). Started
+// again after all of it, binlake must decode each old event with the schema
+// in force at its position: every record carries its values under the
+// column names of its time, and the lake replays to the source. Meanwhile a
+// table altered with a type the SQL parser does not know (INET6) and one
+// altered outside the binlog (sql_log_bin=0) go to "Table error" with the
+// reason, and the others keep flowing.
+func TestSchemaHistoryMinimalMetadata(t *testing.T) {
+	m := testbed.NewMariaDBWith(t, "--binlog-row-metadata=MINIMAL")
+	ctx := t.Context()
+	if err := m.Exec(ctx, "CREATE DATABASE shop",
+		"CREATE TABLE shop.a (id INT PRIMARY KEY, name VARCHAR(20), qty INT UNSIGNED, price DECIMAL(6,2)) DEFAULT CHARSET=utf8mb4",
+		"CREATE TABLE shop.d (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET latin1, e ENUM('x','y','z'))",
+		"CREATE TABLE shop.bad1 (id INT PRIMARY KEY, v INT)",
+		"CREATE TABLE shop.bad2 (id INT PRIMARY KEY, v INT)",
+		"INSERT INTO shop.a VALUES (1, 'one', 10, 1.50)",
+		"INSERT INTO shop.d VALUES (1, 'café', 'y')",
+		"INSERT INTO shop.bad1 VALUES (1, 1)",
+		"INSERT INTO shop.bad2 VALUES (1, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, "")
+	lt.start(t)
+	lt.drain(t)
+
+	// binlake is stopped.
+	if err := m.Exec(ctx,
+		"INSERT INTO shop.a VALUES (2, 'two', 20, 2.50)",
+		"ALTER TABLE shop.a ADD COLUMN note VARCHAR(10) AFTER name",
+		"INSERT INTO shop.a VALUES (3, 'three', 'n3', 30, 3.50)",
+		"ALTER TABLE shop.a DROP COLUMN qty",
+		"INSERT INTO shop.a VALUES (4, 'four', 'n4', 4.50)",
+		"ALTER TABLE shop.a CHANGE name title VARCHAR(30) NOT NULL, RENAME COLUMN note TO remark",
+		"INSERT INTO shop.a VALUES (5, 'five', 'r5', 5.50)",
+		"ALTER TABLE shop.a MODIFY COLUMN price DECIMAL(8,3) FIRST",
+		"INSERT INTO shop.a VALUES (6.125, 6, 'six', 'r6')",
+		"UPDATE shop.a SET title = CONCAT(title, '!') WHERE id = 1",
+		"DELETE FROM shop.a WHERE id = 2",
+		"INSERT INTO shop.d VALUES (2, 'naïve', 'z')",
+		"ALTER TABLE shop.bad1 ADD COLUMN ip INET6",
+		"INSERT INTO shop.bad1 VALUES (2, 2, '::1')",
+		"SET SESSION sql_log_bin = 0",
+		"ALTER TABLE shop.bad2 ADD COLUMN w INT",
+		"SET SESSION sql_log_bin = 1",
+		"INSERT INTO shop.bad2 VALUES (2, 2, 2)",
+		"INSERT INTO shop.d VALUES (3, 'über', 'x')",
+		"UPDATE shop.d SET v = 'déjà' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	lt.start(t)
+	// Live, with binlake running: one more change of each kind.
+	if err := m.Exec(ctx,
+		"ALTER TABLE shop.a ADD COLUMN tag CHAR(2) DEFAULT 'zz'",
+		"INSERT INTO shop.a (id, title, remark, price) VALUES (7, 'seven', 'r7', 7.000)",
+		"INSERT INTO shop.d VALUES (4, 'fin', 'y')",
+		"UPDATE shop.a SET tag = 'ok'"); err != nil { // every row of a is last written with today's columns
+		t.Fatal(err)
+	}
+	lt.drain(t)
+
+	// a: each record with the columns of its time, in order.
+	var got []string
+	for _, r := range lt.records(t, "a") {
+		if r.meta("record-type") == "data" && r.meta("operation") != "update" || r.meta("operation") == "update" && r.id(t) == 1 && !strings.Contains(r.line, `"tag"`) {
+			got = append(got, r.meta("operation")+" "+string(r.fields["data"]))
+		}
+	}
+	want := []string{
+		`load {"id":1,"name":"one","qty":10,"price":"1.50"}`,
+		`insert {"id":2,"name":"two","qty":20,"price":"2.50"}`,
+		`insert {"id":3,"name":"three","note":"n3","qty":30,"price":"3.50"}`,
+		`insert {"id":4,"name":"four","note":"n4","price":"4.50"}`,
+		`insert {"id":5,"title":"five","remark":"r5","price":"5.50"}`,
+		`insert {"price":"6.125","id":6,"title":"six","remark":"r6"}`,
+		`update {"price":"1.500","id":1,"title":"one!","remark":null}`,
+		`delete {"price":"2.500","id":2,"title":"two","remark":null}`,
+		`insert {"price":"7.000","id":7,"title":"seven","remark":"r7","tag":"zz"}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("shop.a records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	st := captureState(t, lt.cfg.StateDir)
+	for table, wantErr := range map[string]string{"bad1": "SQL parser", "bad2": "table map has 3 columns, the schema history 2"} {
+		p := st.Tables["shop."+table]
+		if p == nil || p.State != capture.StateError || !strings.Contains(p.Error, wantErr) {
+			t.Errorf("shop.%s: %+v, want Table error saying %q", table, p, wantErr)
+		}
+	}
+	for _, table := range []string{"a", "d"} {
+		if p := st.Tables["shop."+table]; p == nil || p.State != capture.StateCompleted {
+			t.Errorf("shop.%s: %+v, want Table completed", table, p)
+		}
+	}
+	if st.Schemas == nil || len(st.Schemas.Tables["shop.a"]) != 1 {
+		t.Errorf("the checkpoint's schema history of shop.a: %+v, want its one version in force", st.Schemas)
+	}
+
+	// The lake replays to the source for the tables not in error; the
+	// errored ones hold nothing after their error.
+	rp := lt.replay(t)
+	if len(rp.Duplicates) > 0 {
+		t.Errorf("%d records are in the lake twice, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
+	}
+	for _, table := range []string{"a", "d"} {
+		src, err := capture.ReadTable(ctx, lt.cfg.Source.MySQL, "shop", table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range lake.Compare(rp.Tables["shop."+table], src) {
+			t.Errorf("%s: %s", table, x)
+		}
+	}
+	for _, table := range []string{"bad1", "bad2"} {
+		if rows := rp.Tables["shop."+table]; len(rows) != 1 {
+			t.Errorf("shop.%s: %d rows in the lake, want only the loaded one: %v", table, len(rows), rows)
+		}
+	}
+}
