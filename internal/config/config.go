@@ -133,12 +133,21 @@ type TableRule struct {
 type Stream struct {
 	// Type is the backend: StreamEmbedded (the default), StreamNATS,
 	// StreamKinesis or StreamKafka; its settings are the key of that name.
-	Type       string   `yaml:"type"`
-	Partitions int      `yaml:"partitions"`
-	Embedded   Embedded `yaml:"embedded"`
-	NATS       NATS     `yaml:"nats"`
-	Kinesis    Kinesis  `yaml:"kinesis"`
-	Kafka      Kafka    `yaml:"kafka"`
+	Type       string `yaml:"type"`
+	Partitions int    `yaml:"partitions"`
+	// PartitionKey is what picks a record's partition: PartitionByPrimaryKey
+	// (the default; one row's changes stay in order) or PartitionByTable (a
+	// whole table's changes stay in order, on one partition).
+	PartitionKey string `yaml:"partition_key"`
+	// DMSCompatible writes one DMS-format JSON record per stream message,
+	// for readers other than binlake (Firehose, Kinesis/Kafka consumers);
+	// otherwise a message carries a batch of one partition's records. Unset
+	// means true for kinesis and false for the others (BatchRecords).
+	DMSCompatible *bool    `yaml:"dms_compatible"`
+	Embedded      Embedded `yaml:"embedded"`
+	NATS          NATS     `yaml:"nats"`
+	Kinesis       Kinesis  `yaml:"kinesis"`
+	Kafka         Kafka    `yaml:"kafka"`
 }
 
 // Stream types.
@@ -148,6 +157,22 @@ const (
 	StreamKinesis  = "kinesis"
 	StreamKafka    = "kafka"
 )
+
+// Partition key policies.
+const (
+	PartitionByPrimaryKey = "primary-key"
+	PartitionByTable      = "schema-table"
+)
+
+// BatchRecords reports whether stream messages carry batches of records:
+// unless dms_compatible says otherwise, on every backend but Kinesis, whose
+// stream other readers (Firehose, DMS-era consumers) are expected to share.
+func (s Stream) BatchRecords() bool {
+	if s.DMSCompatible != nil {
+		return !*s.DMSCompatible
+	}
+	return s.Type != StreamKinesis
+}
 
 // Embedded configures the in-process NATS JetStream stream.
 type Embedded struct {
@@ -261,8 +286,9 @@ func defaults() *Config {
 		Role:      RoleAll,
 		Migration: MigrationFullLoadAndCDC,
 		Stream: Stream{
-			Type:       "embedded",
-			Partitions: 4,
+			Type:         "embedded",
+			Partitions:   4,
+			PartitionKey: PartitionByPrimaryKey,
 			Embedded: Embedded{
 				MaxAge:   Duration(168 * time.Hour),
 				MaxBytes: 10 * gib,

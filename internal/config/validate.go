@@ -206,6 +206,7 @@ func (c *Config) validateStream(ps *problems) {
 	if s.Partitions < 1 || s.Partitions > maxPartitions {
 		ps.add("stream.partitions", "must be between 1 and %d, got %d", maxPartitions, s.Partitions)
 	}
+	ps.oneOf("stream.partition_key", s.PartitionKey, PartitionByPrimaryKey, PartitionByTable)
 	e := s.Embedded
 	if e.MaxAge <= 0 {
 		ps.add("stream.embedded.max_age", "must be positive, got %s (e.g. max_age: 168h)", e.MaxAge)

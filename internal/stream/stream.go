@@ -42,6 +42,35 @@ type Lagger interface {
 	Lag() time.Duration
 }
 
+// Backlogger is implemented by consumers that know how many stored
+// messages they have not read yet, without a request to the backend
+// (Kafka: the partitions' high watermarks seen by the last fetch).
+type Backlogger interface {
+	Backlog() uint64
+}
+
+// Unwrapper is implemented by consumers that wrap another one (Unbatcher).
+type Unwrapper interface {
+	Unwrap() Consumer
+}
+
+// As finds the first consumer in c's chain of wrapped consumers that
+// implements T (Lagger, Backlogger).
+func As[T any](c Consumer) (T, bool) {
+	for c != nil {
+		if t, ok := c.(T); ok {
+			return t, true
+		}
+		u, ok := c.(Unwrapper)
+		if !ok {
+			break
+		}
+		c = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Delivered is a message handed to a consumer, to be acknowledged once its
 // effect is durable. Unacknowledged messages are delivered again.
 type Delivered struct {

@@ -26,6 +26,7 @@ type openedStream struct {
 	prod    stream.Producer
 	cons    stream.Consumer // nil when !consume
 	consume bool
+	limit   int // the backend's message size limit
 	closers []func() error
 
 	// A deliver-only process on NATS shares the partitions with the
@@ -46,9 +47,34 @@ func (s *openedStream) close() error {
 // openStream opens the backend cfg.Stream.Type names: its producer, and its
 // consumer unless cfg.Role is capture (opening the durable consumer resets
 // it to its acknowledgement floor, which a capture process must not do to
-// the deliver processes reading it). On error, whatever was opened is
-// closed.
-func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *openedStream, err error) {
+// the deliver processes reading it). The consumer reads batches; unless
+// stream.dms_compatible, the producer writes them. On error, whatever was
+// opened is closed.
+func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (*openedStream, error) {
+	s, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if s.cons != nil && s.parts == nil {
+		s.cons = stream.NewUnbatcher(s.cons) // (s.parts unbatches per partition)
+	}
+	if cfg.Stream.BatchRecords() {
+		s.prod = stream.NewBatcher(s.prod, stream.BatchOptions{MaxBytes: batchBytes(s.limit)})
+		s.closers = append(s.closers, s.prod.Close)
+	}
+	return s, nil
+}
+
+// batchBytes is the most record data a batch holds: 256 KiB, or less when
+// the backend's message limit is small, so that a batch fits in one message.
+func batchBytes(limit int) int {
+	if limit <= 0 {
+		return 256 << 10
+	}
+	return min(256<<10, limit/2)
+}
+
+func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *openedStream, err error) {
 	s := &openedStream{consume: cfg.Role != config.RoleCapture}
 	defer func() {
 		if err != nil {
@@ -76,6 +102,7 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		if err != nil {
 			return nil, err
 		}
+		s.limit = embedded.MaxMessage
 		return s.natsjs(ctx, st, ackWait)
 	case config.StreamNATS:
 		n := sc.NATS
@@ -94,6 +121,7 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		if err != nil {
 			return nil, fmt.Errorf("stream.nats: %w", err)
 		}
+		s.limit = int(nc.MaxPayload())
 		if cfg.Role == config.RoleDeliver {
 			return s.natsjsShared(ctx, st, ackWait, n.LeaseTTL.D())
 		}
@@ -108,7 +136,7 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		if err != nil {
 			return nil, fmt.Errorf("stream.kinesis: %w", err)
 		}
-		s.prod = st.Producer()
+		s.prod, s.limit = st.Producer(), kinesis.MaxRecordBytes
 		s.closers = append(s.closers, s.prod.Close)
 		if !s.consume {
 			return s, nil
@@ -134,7 +162,7 @@ func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *o
 		if err != nil {
 			return nil, fmt.Errorf("stream.kafka: %w", err)
 		}
-		s.prod = prod
+		s.prod, s.limit = prod, int(k.MaxMessageBytes)
 		s.closers = append(s.closers, prod.Close)
 		if !s.consume {
 			return s, nil
@@ -176,7 +204,11 @@ func (s *openedStream) natsjsShared(ctx context.Context, st *natsjs.Stream, ackW
 	}
 	s.leases = leases
 	s.parts = stream.NewPartitioned(func(ctx context.Context, p int) (stream.Consumer, error) {
-		return st.PartitionConsumer(ctx, consumerName, p, ackWait)
+		c, err := st.PartitionConsumer(ctx, consumerName, p, ackWait)
+		if err != nil {
+			return nil, err
+		}
+		return stream.NewUnbatcher(c), nil
 	})
 	s.cons = s.parts
 	s.closers = append(s.closers, s.parts.Close)

@@ -26,7 +26,7 @@ func newCluster(t *testing.T) []string {
 func TestConformance(t *testing.T) {
 	brokers := newCluster(t)
 	n := 0
-	streamtest.Run(t, func(t *testing.T, partitions int) (stream.Producer, func() stream.Consumer) {
+	streamtest.Run(t, func(t *testing.T, partitions int) streamtest.Backend {
 		n++
 		dir := t.TempDir()
 		st, err := kafka.Open(t.Context(), kafka.Options{
@@ -36,17 +36,22 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		prod, err := st.Producer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { prod.Close() })
-		return prod, func() stream.Consumer {
-			c, err := st.Consumer(t.Context(), "deliver")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
+		return streamtest.Backend{
+			Producer: func() stream.Producer {
+				prod, err := st.Producer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { prod.Close() })
+				return prod
+			},
+			Consumer: func() stream.Consumer {
+				c, err := st.Consumer(t.Context(), "deliver")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			},
 		}
 	}, streamtest.Options{})
 }

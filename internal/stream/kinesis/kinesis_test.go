@@ -66,15 +66,18 @@ func open(t *testing.T, api kinesis.API, k *testbed.Kinesalite, partitions, shar
 
 func TestConformance(t *testing.T) {
 	k := testbed.NewKinesalite(t)
-	streamtest.Run(t, func(t *testing.T, partitions int) (stream.Producer, func() stream.Consumer) {
+	streamtest.Run(t, func(t *testing.T, partitions int) streamtest.Backend {
 		dir := t.TempDir()
 		st := open(t, nil, k, partitions, partitions, dir)
-		return st.Producer(), func() stream.Consumer {
-			c, err := st.Consumer(t.Context(), "deliver")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
+		return streamtest.Backend{
+			Producer: func() stream.Producer { return st.Producer() },
+			Consumer: func() stream.Consumer {
+				c, err := st.Consumer(t.Context(), "deliver")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			},
 		}
 	}, streamtest.Options{Messages: 2000})
 }

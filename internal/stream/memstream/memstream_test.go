@@ -9,8 +9,11 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	streamtest.Run(t, func(t *testing.T, partitions int) (stream.Producer, func() stream.Consumer) {
+	streamtest.Run(t, func(t *testing.T, partitions int) streamtest.Backend {
 		l := memstream.New()
-		return l.Producer(), func() stream.Consumer { return l.Consumer() }
+		return streamtest.Backend{
+			Producer: func() stream.Producer { return l.Producer() },
+			Consumer: func() stream.Consumer { return l.Consumer() },
+		}
 	}, streamtest.Options{})
 }

@@ -428,7 +428,10 @@ func (c *consumer) resetAfterDisconnect(ctx context.Context) error {
 	return nil
 }
 
-// Fetch returns up to max records, joining chunks; it keeps fetching while
+// Fetch returns up to max records, joining chunks. It takes what the
+// stream holds without waiting, and waits (up to wait) only when nothing
+// is there: a JetStream pull of n messages would otherwise wait until n
+// arrived, holding back the few that are there. It keeps fetching while
 // only chunks of an incomplete record arrived and wait has not passed.
 func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*stream.Delivered, error) {
 	deadline := time.Now().Add(wait)
@@ -441,38 +444,61 @@ func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*s
 	var out []*stream.Delivered
 	for {
 		w := max64(time.Until(deadline), time.Millisecond)
-		batch, err := c.c.Fetch(max-len(out), jetstream.FetchMaxWait(w))
+		batch, err := c.c.FetchNoWait(max - len(out))
+		n, err := c.take(ctx, batch, err, &out)
 		if err != nil {
 			if retriable(err) {
 				// The connection is down or the stream is electing a
 				// leader: nothing to deliver for now, try again later.
 				return out, c.s.pause(ctx, w)
 			}
-			return out, fmt.Errorf("fetching: %w", err)
+			return out, err
 		}
-		for msg := range batch.Messages() {
-			part, err := c.decode(msg)
-			if err != nil {
-				return out, err
-			}
-			d, err := c.ra.Add(ctx, part)
-			if err != nil {
-				return out, err
-			}
-			if d != nil {
-				out = append(out, d)
-			}
+		if len(out) >= max || (n == 0 && len(out) > 0) {
+			return out, nil
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		if n > 0 {
+			continue
+		}
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
+			return out, nil
+		}
+		// Nothing there: wait for the first message.
+		batch, err = c.c.Fetch(1, jetstream.FetchMaxWait(w))
+		if _, err := c.take(ctx, batch, err, &out); err != nil {
 			if retriable(err) {
 				return out, c.s.pause(ctx, w)
 			}
-			return out, fmt.Errorf("fetching: %w", err)
-		}
-		if len(out) > 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
-			return out, nil
+			return out, err
 		}
 	}
+}
+
+// take adds the records that batch (the result of a fetch, with its error)
+// completes to *out and returns the number of messages it held.
+func (c *consumer) take(ctx context.Context, batch jetstream.MessageBatch, err error, out *[]*stream.Delivered) (int, error) {
+	if err != nil {
+		return 0, fmt.Errorf("fetching: %w", err)
+	}
+	n := 0
+	for msg := range batch.Messages() {
+		n++
+		part, err := c.decode(msg)
+		if err != nil {
+			return n, err
+		}
+		d, err := c.ra.Add(ctx, part)
+		if err != nil {
+			return n, err
+		}
+		if d != nil {
+			*out = append(*out, d)
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return n, fmt.Errorf("fetching: %w", err)
+	}
+	return n, nil
 }
 
 func max64(a, b time.Duration) time.Duration {

@@ -20,7 +20,7 @@ import (
 // openOn returns a streamtest.Open for streams on connections made by connect.
 func openOn(connect func(t *testing.T) *nats.Conn, opts natsjs.Options) streamtest.Open {
 	n := 0
-	return func(t *testing.T, partitions int) (stream.Producer, func() stream.Consumer) {
+	return func(t *testing.T, partitions int) streamtest.Backend {
 		n++
 		nc := connect(t)
 		o := opts
@@ -30,12 +30,15 @@ func openOn(connect func(t *testing.T) *nats.Conn, opts natsjs.Options) streamte
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.Producer(), func() stream.Consumer {
-			c, err := st.Consumer(t.Context(), "deliver", time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
+		return streamtest.Backend{
+			Producer: st.Producer,
+			Consumer: func() stream.Consumer {
+				c, err := st.Consumer(t.Context(), "deliver", time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			},
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,11 +17,19 @@ import (
 	"github.com/binlake/binlake/internal/stream"
 )
 
-// Open returns a producer and a way to open consumers on a new, empty
-// stream of the given number of partitions. Each consumer it returns reads
-// with the same durable position, as a restarted process does; the suite
-// closes one before it opens the next. The backend is closed with t.Cleanup.
-type Open func(t *testing.T, partitions int) (stream.Producer, func() stream.Consumer)
+// Backend is a new, empty stream of a backend. Producer returns a new
+// producer each time, as a restarted process makes (a new Kinesis session,
+// a new Kafka producer id). Consumer returns a consumer reading with the one
+// durable position of the stream, as a restarted process does; the suite
+// closes one before it opens the next.
+type Backend struct {
+	Producer func() stream.Producer
+	Consumer func() stream.Consumer
+}
+
+// Open returns a new, empty stream of the given number of partitions. The
+// backend is closed with t.Cleanup.
+type Open func(t *testing.T, partitions int) Backend
 
 // Options tune the suite to a backend's speed.
 type Options struct {
@@ -31,7 +40,39 @@ type Options struct {
 	BigPayload int
 }
 
-// Run runs the suite as subtests of t.
+// Modes are the two ways the task writes a stream: "dms", one DMS record
+// per message (stream.dms_compatible), and "batched", several records of a
+// partition per message (stream.Batcher). Both read through an Unbatcher,
+// as delivery does.
+var Modes = []string{"dms", "batched"}
+
+// batchOptions are small batches, so that the suite's few records make
+// several of them.
+var batchOptions = stream.BatchOptions{MaxRecords: 64, MaxBytes: 64 << 10, Linger: 20 * time.Millisecond}
+
+// inMode wraps open's backend for a mode. Every producer it returns is
+// registered in *batchers (batched mode), to check that batching happened.
+func inMode(open Open, mode string, batchers *[]*stream.Batcher) Open {
+	return func(t *testing.T, partitions int) Backend {
+		b := open(t, partitions)
+		prod, cons := b.Producer, b.Consumer
+		return Backend{
+			Producer: func() stream.Producer {
+				p := prod()
+				if mode == "batched" {
+					bp := stream.NewBatcher(p, batchOptions)
+					*batchers = append(*batchers, bp)
+					t.Cleanup(func() { bp.Close() })
+					return bp
+				}
+				return p
+			},
+			Consumer: func() stream.Consumer { return stream.NewUnbatcher(cons()) },
+		}
+	}
+}
+
+// Run runs the suite as subtests of t, in both modes.
 func Run(t *testing.T, open Open, opts Options) {
 	if opts.Messages == 0 {
 		opts.Messages = 4000
@@ -39,12 +80,34 @@ func Run(t *testing.T, open Open, opts Options) {
 	if opts.BigPayload == 0 {
 		opts.BigPayload = 3 << 20
 	}
-	t.Run("OrderUnderConcurrentPublish", func(t *testing.T) { testOrder(t, open, opts.Messages) })
-	t.Run("FieldsRoundTrip", func(t *testing.T) { testFields(t, open, opts.BigPayload) })
-	t.Run("RedeliveryAfterRestart", func(t *testing.T) { testRedelivery(t, open) })
-	t.Run("Pending", func(t *testing.T) { testPending(t, open) })
-	t.Run("PublishOutlivesItsContext", func(t *testing.T) { testCancelledPublish(t, open) })
-	t.Run("EmptyFetchReturnsAfterWait", func(t *testing.T) { testEmptyFetch(t, open) })
+	for _, mode := range Modes {
+		t.Run(mode, func(t *testing.T) {
+			var batchers []*stream.Batcher
+			open := inMode(open, mode, &batchers)
+			batched := mode == "batched"
+			t.Run("OrderUnderConcurrentPublish", func(t *testing.T) { testOrder(t, open, opts.Messages) })
+			t.Run("FieldsRoundTrip", func(t *testing.T) { testFields(t, open, opts.BigPayload) })
+			t.Run("LongKeyAndTable", func(t *testing.T) { testLongKey(t, open) })
+			t.Run("RedeliveryAfterRestart", func(t *testing.T) { testRedelivery(t, open) })
+			t.Run("FirstConsumerReadsFromOldest", func(t *testing.T) { testFromOldest(t, open) })
+			t.Run("ResendsDroppedByPosition", func(t *testing.T) { testResend(t, open) })
+			t.Run("Pending", func(t *testing.T) { testPending(t, open, !batched) })
+			t.Run("PublishOutlivesItsContext", func(t *testing.T) { testCancelledPublish(t, open) })
+			t.Run("EmptyFetchReturnsAfterWait", func(t *testing.T) { testEmptyFetch(t, open) })
+			if batched {
+				var recs, msgs uint64
+				for _, b := range batchers {
+					r, m := b.Counts()
+					recs += r
+					msgs += m
+				}
+				t.Logf("batched mode: %d records in %d messages", recs, msgs)
+				if recs == 0 || msgs*4 > recs {
+					t.Errorf("batched mode: %d records went out in %d messages: not batched", recs, msgs)
+				}
+			}
+		})
+	}
 }
 
 // Position is the stream-position of message n of a partition: fixed-width
@@ -111,7 +174,8 @@ func closeC(t *testing.T, c stream.Consumer) {
 // that each partition reads back complete and in publish order.
 func testOrder(t *testing.T, open Open, total int) {
 	const parts = 4
-	prod, consumer := open(t, parts)
+	be := open(t, parts)
+	prod, consumer := be.Producer(), be.Consumer
 	per := total / parts
 	ctx := ctxT(t, 5*time.Minute)
 	start := time.Now()
@@ -172,7 +236,8 @@ func testOrder(t *testing.T, open Open, total int) {
 // testFields checks that every field survives the trip, including a Data
 // of several MiB (larger than NATS's and Kinesis's 1 MiB message limits).
 func testFields(t *testing.T, open Open, big int) {
-	prod, consumer := open(t, 3)
+	be := open(t, 3)
+	prod, consumer := be.Producer(), be.Consumer
 	ctx := ctxT(t, 3*time.Minute)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	payload := func(n int) []byte {
@@ -250,7 +315,8 @@ func testFields(t *testing.T, open Open, big int) {
 // comes again, in order, and that no message at or below the acknowledged
 // prefix does.
 func testRedelivery(t *testing.T, open Open) {
-	prod, consumer := open(t, 2)
+	be := open(t, 2)
+	prod, consumer := be.Producer(), be.Consumer
 	ctx := ctxT(t, 2*time.Minute)
 	const n = 20
 	for i := 1; i <= n; i++ {
@@ -259,9 +325,12 @@ func testRedelivery(t *testing.T, open Open) {
 				t.Fatal(err)
 			}
 		}
-	}
-	if err := prod.Flush(ctx); err != nil {
-		t.Fatal(err)
+		if i == 8 || i == n {
+			// (In batched mode, 1..8 make a batch of their own.)
+			if err := prod.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	c := consumer()
 	got := fetchAll(t, c, 2*n, false, time.Minute)
@@ -324,7 +393,8 @@ func testRedelivery(t *testing.T, open Open) {
 // failed when Publish's context ends afterwards (capture stops with a
 // cancelled context, then flushes with a fresh one to save its checkpoint).
 func testCancelledPublish(t *testing.T, open Open) {
-	prod, consumer := open(t, 2)
+	be := open(t, 2)
+	prod, consumer := be.Producer(), be.Consumer
 	ctx, cancel := context.WithCancel(t.Context())
 	const n = 50
 	for i := 1; i <= n; i++ {
@@ -344,8 +414,10 @@ func testCancelledPublish(t *testing.T, open Open) {
 }
 
 // testPending checks the count of messages not yet handed to the consumer.
-func testPending(t *testing.T, open Open) {
-	prod, consumer := open(t, 2)
+// Unless exact, only whether it is 0: a batch counts once until fetched.
+func testPending(t *testing.T, open Open, exact bool) {
+	be := open(t, 2)
+	prod, consumer := be.Producer(), be.Consumer
 	ctx := ctxT(t, time.Minute)
 	c := consumer()
 	defer closeC(t, c)
@@ -360,7 +432,11 @@ func testPending(t *testing.T, open Open) {
 	if err := prod.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitPending(t, c, 10)
+	if exact {
+		waitPending(t, c, 10)
+	} else {
+		waitPendingSome(t, c)
+	}
 	got, err := c.Fetch(ctx, 4, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +444,11 @@ func testPending(t *testing.T, open Open) {
 	if len(got) == 0 || len(got) > 4 {
 		t.Fatalf("Fetch(max 4) returned %d messages", len(got))
 	}
-	waitPending(t, c, uint64(10-len(got)))
+	if exact {
+		waitPending(t, c, uint64(10-len(got)))
+	} else {
+		waitPendingSome(t, c)
+	}
 	rest := fetchAll(t, c, 10-len(got), true, 30*time.Second)
 	if len(got)+len(rest) != 10 {
 		t.Errorf("fetched %d+%d messages, want 10", len(got), len(rest))
@@ -396,10 +476,29 @@ func waitPending(t *testing.T, c stream.Consumer, want uint64) {
 	}
 }
 
+// waitPendingSome waits until Pending is above 0.
+func waitPendingSome(t *testing.T, c stream.Consumer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := c.Pending(ctxT(t, 10*time.Second))
+		if err != nil {
+			t.Fatalf("pending: %v", err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending = 0 with messages not fetched")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // testEmptyFetch checks that Fetch on an empty stream returns nothing, no
 // error, soon after wait — and no later than the context's deadline.
 func testEmptyFetch(t *testing.T, open Open) {
-	_, consumer := open(t, 1)
+	consumer := open(t, 1).Consumer
 	c := consumer()
 	defer closeC(t, c)
 	for _, wait := range []time.Duration{50 * time.Millisecond, 500 * time.Millisecond} {
@@ -424,4 +523,154 @@ func testEmptyFetch(t *testing.T, open Open) {
 		t.Errorf("Fetch on an empty stream returned %d messages", len(got))
 	}
 	_ = err // a context error or none: both are fine
+}
+
+// testLongKey publishes records whose partition key is longer than
+// Kinesis's 256 characters and whose table name is the longest MySQL
+// allows (64 + 1 + 64 characters): nothing fails, the table arrives whole,
+// and the key arrives whole or not at all (a backend without a place for
+// it drops it; it routes by the partition number, a hash of the key).
+func testLongKey(t *testing.T, open Open) {
+	be := open(t, 2)
+	prod, consumer := be.Producer(), be.Consumer
+	ctx := ctxT(t, time.Minute)
+	schema, table := strings.Repeat("s", 64), strings.Repeat("é", 64)
+	var want []*stream.Message
+	for n := 1; n <= 3; n++ {
+		m := Msg(1, n)
+		m.Table = schema + "." + table
+		m.Key = m.Table + "." + strings.Repeat("k", 300) + fmt.Sprint(n)
+		m.Data = fmt.Appendf(nil, `{"data":{"id":%d},"metadata":{"schema-name":%q,"table-name":%q,"stream-position":%q}}`, n, schema, table, m.Position)
+		want = append(want, m)
+		if err := prod.Publish(ctx, m); err != nil {
+			t.Fatalf("publish with a %d-character key: %v", len(m.Key), err)
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	c := consumer()
+	defer closeC(t, c)
+	got := fetchAll(t, c, len(want), true, 30*time.Second)
+	if len(got) != len(want) {
+		t.Fatalf("%d of %d records with long keys arrived", len(got), len(want))
+	}
+	for i, g := range got {
+		w := want[i]
+		if g.Position != w.Position || g.Table != w.Table || !bytes.Equal(g.Data, w.Data) {
+			t.Errorf("record %d: got %s table %q (%d bytes), want %s table %q", i+1, g.Position, g.Table, len(g.Data), w.Position, w.Table)
+		}
+		if g.Key != "" && g.Key != w.Key {
+			t.Errorf("record %d: key %q, want %q or none", i+1, g.Key, w.Key)
+		}
+	}
+}
+
+// testFromOldest checks that a consumer on a fresh state starts at the
+// oldest record the stream holds, not at its end.
+func testFromOldest(t *testing.T, open Open) {
+	be := open(t, 1)
+	prod := be.Producer()
+	ctx := ctxT(t, time.Minute)
+	for n := 1; n <= 5; n++ {
+		if err := prod.Publish(ctx, Msg(0, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := be.Consumer()
+	defer closeC(t, c)
+	got := fetchAll(t, c, 5, true, 30*time.Second)
+	var pos []string
+	for _, m := range got {
+		pos = append(pos, m.Position)
+	}
+	want := []string{Position(0, 1), Position(0, 2), Position(0, 3), Position(0, 4), Position(0, 5)}
+	if !slices.Equal(pos, want) {
+		t.Errorf("a fresh consumer read %v, want %v", pos, want)
+	}
+}
+
+// testResend forces the re-sends a producer restart makes: a first
+// producer publishes 1..30 of each partition (flushing every 7), a second
+// one — a restarted capture resuming from an older checkpoint — publishes
+// 11..40 again (batches cut elsewhere). Every re-sent record must arrive
+// after the original of every record it repeats, so that the rule
+// delivery applies (drop a record not newer than the last one of its
+// partition) leaves exactly 1..40, in order: a re-send arriving before a
+// newer original would make the rule drop that original.
+func testResend(t *testing.T, open Open) {
+	const parts = 2
+	be := open(t, parts)
+	ctx := ctxT(t, 2*time.Minute)
+	first := be.Producer()
+	for n := 1; n <= 30; n++ {
+		for p := range parts {
+			if err := first.Publish(ctx, Msg(p, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n%7 == 0 {
+			if err := first.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := first.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := be.Producer()
+	for n := 11; n <= 40; n++ {
+		for p := range parts {
+			if err := second.Publish(ctx, Msg(p, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := second.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := be.Consumer()
+	defer closeC(t, c)
+	// Read until 40 arrived on each partition, then a little more for
+	// re-sends still to come.
+	last := map[int]string{}
+	kept := map[int][]string{}
+	dropped := 0
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		got, err := c.Fetch(ctx, 100, 500*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range got {
+			if m.Position <= last[m.Partition] {
+				dropped++
+			} else {
+				last[m.Partition] = m.Position
+				kept[m.Partition] = append(kept[m.Partition], m.Position)
+			}
+			if err := m.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(got) == 0 && last[0] == Position(0, 40) && last[1] == Position(1, 40) {
+			break
+		}
+	}
+	for p := range parts {
+		var want []string
+		for n := 1; n <= 40; n++ {
+			want = append(want, Position(p, n))
+		}
+		if !slices.Equal(kept[p], want) {
+			t.Errorf("partition %d after dropping re-sends by position: %d records %v, want 1..40", p, len(kept[p]), kept[p])
+		}
+	}
+	t.Logf("%d re-sent records dropped by position (the rest were dropped by the backend)", dropped)
 }
