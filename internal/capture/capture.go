@@ -299,6 +299,17 @@ func (c *Capture) partition(key string) int {
 	return int(h.Sum32() % uint32(c.parts))
 }
 
+// routingKey is what picks rec's partition: its partition key (table and
+// primary key, so one row's changes stay in order), or its table under
+// stream.partition_key: schema-table (so a whole table's do). The message
+// keeps the partition key as its Key either way.
+func (c *Capture) routingKey(rec *change.Record) string {
+	if c.cfg.Stream.PartitionKey == config.PartitionByTable {
+		return rec.Schema + "." + rec.Table
+	}
+	return rec.PartitionKey
+}
+
 // emit publishes a data record on its key's partition.
 func (c *Capture) emit(ctx context.Context, rec *change.Record) error {
 	rec.BuiltAt = time.Now()
@@ -307,7 +318,7 @@ func (c *Capture) emit(ctx context.Context, rec *change.Record) error {
 		return fmt.Errorf("%s.%s: a record of %d bytes at %s is larger than the stream's %d-byte message limit", rec.Schema, rec.Table, len(data), rec.Position, maxRecord)
 	}
 	return c.prod.Publish(ctx, &stream.Message{
-		Partition:  c.partition(rec.PartitionKey),
+		Partition:  c.partition(c.routingKey(rec)),
 		Table:      rec.Schema + "." + rec.Table,
 		Position:   rec.Position.String(),
 		Op:         string(rec.Op),
@@ -323,10 +334,21 @@ const maxRecord = 60 << 20
 // broadcast publishes a control record on every partition, each copy with
 // its own sub-position (B = partition), so each partition's writer sees the
 // schema change in order with the rows.
+//
+// Under stream.partition_key: schema-table a table's rows all go to one
+// partition, so its control records go there only, with sub-position 0.
 func (c *Capture) broadcast(ctx context.Context, rec *change.Record) error {
-	for p := 0; p < c.parts; p++ {
+	parts := []int{}
+	if c.cfg.Stream.PartitionKey == config.PartitionByTable {
+		parts = append(parts, c.partition(rec.Schema+"."+rec.Table))
+	} else {
+		for p := range c.parts {
+			parts = append(parts, p)
+		}
+	}
+	for i, p := range parts {
 		r := *rec
-		r.Position.B = uint64(p)
+		r.Position.B = uint64(i)
 		r.BuiltAt = time.Now()
 		if err := c.prod.Publish(ctx, &stream.Message{
 			Partition:  p,

@@ -121,13 +121,14 @@ var goodConfigs = []struct {
 					{Include: "audit_[0-9][0-9][0-9][0-9].events"},
 				},
 				Stream: Stream{
-					Type:         "embedded",
-					Partitions:   16,
-					PartitionKey: PartitionByPrimaryKey,
-					Embedded:     Embedded{MaxAge: Duration(72 * 3600e9), MaxBytes: 2 * gib, Listen: "127.0.0.1:4222"},
-					NATS:         defaultNATS,
-					Kinesis:      Kinesis{Create: true},
-					Kafka:        Kafka{Create: true, MaxMessageBytes: mib},
+					Type:          "embedded",
+					Partitions:    16,
+					PartitionKey:  PartitionByTable,
+					DMSCompatible: ptr(true),
+					Embedded:      Embedded{MaxAge: Duration(72 * 3600e9), MaxBytes: 2 * gib, Listen: "127.0.0.1:4222"},
+					NATS:          defaultNATS,
+					Kinesis:       Kinesis{Create: true},
+					Kafka:         Kafka{Create: true, MaxMessageBytes: mib},
 				},
 				Delivery: Delivery{
 					Buffer:       Buffer{Size: 128_000_000, Interval: 0},
@@ -688,6 +689,25 @@ func TestStartPosition(t *testing.T) {
 		}
 		if err != nil || file != tc.file || pos != tc.pos || given != tc.given {
 			t.Errorf("%q: %q %d %v %v", tc.in, file, pos, given, err)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestBatchRecords: batches by default except on Kinesis; dms_compatible
+// decides when given.
+func TestBatchRecords(t *testing.T) {
+	for _, tc := range []struct {
+		typ  string
+		dms  *bool
+		want bool
+	}{
+		{StreamEmbedded, nil, true}, {StreamNATS, nil, true}, {StreamKafka, nil, true}, {StreamKinesis, nil, false},
+		{StreamEmbedded, ptr(true), false}, {StreamKinesis, ptr(false), true}, {StreamKafka, ptr(false), true},
+	} {
+		if got := (Stream{Type: tc.typ, DMSCompatible: tc.dms}).BatchRecords(); got != tc.want {
+			t.Errorf("type %s, dms_compatible %v: BatchRecords() = %v, want %v", tc.typ, tc.dms != nil && *tc.dms, got, tc.want)
 		}
 	}
 }

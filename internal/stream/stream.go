@@ -42,9 +42,9 @@ type Lagger interface {
 	Lag() time.Duration
 }
 
-// Backlogger is implemented by consumers that know how many stored
-// messages they have not read yet, without a request to the backend
-// (Kafka: the partitions' high watermarks seen by the last fetch).
+// Backlogger is implemented by consumers that can tell cheaply how many
+// stored messages they have not read yet (NATS: the last message's
+// metadata; Kafka: one ListOffsets request), for the status and metrics.
 type Backlogger interface {
 	Backlog() uint64
 }

@@ -19,6 +19,7 @@ type collector struct {
 	status, captureLag, deliveryLag, buffered, duplicates, retention, progress *prometheus.Desc
 	records, objects, objectBytes, loadRows, estimatedRows, tableLag, warning  *prometheus.Desc
 	binlogFile, binlogOffset, deliveredCommit                                  *prometheus.Desc
+	streamLag, streamBacklog                                                   *prometheus.Desc
 }
 
 func newCollector(t *Task) *collector {
@@ -43,6 +44,8 @@ func newCollector(t *Task) *collector {
 		binlogFile:      desc("capture_binlog_file_number", "The numeric suffix of the binlog file capture has published everything up to (mysql-bin.000042: 42)."),
 		binlogOffset:    desc("capture_binlog_offset_bytes", "The offset in that binlog file capture has published everything up to."),
 		deliveredCommit: desc("delivered_commit_timestamp_seconds", "The newest source commit time (Unix seconds) among the table's records stored in the lake.", "table"),
+		streamLag:       desc("stream_lag_seconds", "How far delivery's reading is behind the newest record of the stream: Kinesis's MillisBehindLatest of the slowest shard (kinesis only)."),
+		streamBacklog:   desc("stream_backlog_messages", "Stored stream messages delivery has not read yet, a batch counting once (nats, embedded and kafka)."),
 		warning:         desc("warning", "1 while a warning with this code is active (see the status's warnings), else 0.", "code"),
 	}
 }
@@ -50,7 +53,7 @@ func newCollector(t *Task) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.status, c.captureLag, c.deliveryLag, c.buffered, c.duplicates, c.retention, c.progress,
 		c.records, c.objects, c.objectBytes, c.loadRows, c.estimatedRows, c.tableLag, c.warning,
-		c.binlogFile, c.binlogOffset, c.deliveredCommit} {
+		c.binlogFile, c.binlogOffset, c.deliveredCommit, c.streamLag, c.streamBacklog} {
 		ch <- d
 	}
 }
@@ -93,6 +96,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.binlogFile, float64(n))
 			gauge(c.binlogOffset, float64(ob.binlogPos))
 		}
+	}
+	if s.StreamLagSeconds != nil {
+		gauge(c.streamLag, *s.StreamLagSeconds)
+	}
+	if s.StreamBacklog != nil {
+		gauge(c.streamBacklog, float64(*s.StreamBacklog))
 	}
 	gauge(c.buffered, float64(s.BufferedBytes))
 	counter(c.duplicates, float64(s.DuplicatesDropped))

@@ -12,6 +12,7 @@ import (
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
+	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/validate"
 )
 
@@ -40,6 +41,13 @@ type Status struct {
 	// (role deliver on a NATS stream).
 	DeliverPartitions []int `json:"deliver_partitions,omitempty"`
 	DeliverWorkers    int   `json:"deliver_workers,omitempty"`
+
+	// StreamLagSeconds is how far delivery's reading is behind the newest
+	// record of the stream, as Kinesis tells (MillisBehindLatest of the
+	// slowest shard); StreamBacklog is how many stored messages delivery
+	// has not read yet, as NATS and Kafka tell (a batch counts once).
+	StreamLagSeconds *float64 `json:"stream_lag_seconds,omitempty"`
+	StreamBacklog    *uint64  `json:"stream_backlog_messages,omitempty"`
 
 	CapturedRecords   uint64        `json:"captured_records"`
 	BufferedBytes     int           `json:"buffered_bytes"`
@@ -112,8 +120,16 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	var ob observation
 	t.mu.Lock()
 	s := Status{Task: t.cfg.Task, Status: t.status, Reason: t.reason, Migration: t.cfg.Migration, StartedAt: t.started}
-	cp, dl, coord := t.capture, t.delivery, t.coord
+	cp, dl, coord, cons := t.capture, t.delivery, t.coord, t.cons
 	t.mu.Unlock()
+	if l, ok := stream.As[stream.Lagger](cons); ok {
+		lag := seconds(l.Lag())
+		s.StreamLagSeconds = &lag
+	}
+	if b, ok := stream.As[stream.Backlogger](cons); ok {
+		n := b.Backlog()
+		s.StreamBacklog = &n
+	}
 	if coord != nil {
 		s.DeliverPartitions, s.DeliverWorkers = coord.Owned(), coord.Workers()
 	}

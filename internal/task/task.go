@@ -44,6 +44,7 @@ type Task struct {
 	capture  *capture.Capture
 	delivery *delivery.Delivery
 	coord    *lease.Coordinator // a deliver worker sharing the partitions
+	cons     stream.Consumer    // delivery's, for the stream's lag and backlog
 
 	reg    *prometheus.Registry
 	stream *metrics.Stream // measures the producer capture writes to
@@ -137,6 +138,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 			opts.Fence = shared.coord.Fence
 		}
 		t.delivery = delivery.New(opts)
+		t.cons = cons
 		if shared != nil {
 			shared.d = t.delivery
 			t.coord = shared.coord

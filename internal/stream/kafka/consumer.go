@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,10 +34,28 @@ type Consumer struct {
 	seq     uint64
 	closed  bool
 
-	ra stream.Reassembler // used by Fetch only
+	ra      stream.Reassembler // used by Fetch only
+	backlog atomic.Uint64      // the last Backlog
 }
 
-var _ stream.Consumer = (*Consumer)(nil)
+var (
+	_ stream.Consumer   = (*Consumer)(nil)
+	_ stream.Backlogger = (*Consumer)(nil)
+)
+
+// Backlog is the consumer's lag: the records in the topic after the last
+// one handed out (one ListOffsets request, at most 2s), or the
+// last value known when the brokers do not answer.
+func (c *Consumer) Backlog() uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, err := c.unread(ctx)
+	if err != nil {
+		return c.backlog.Load()
+	}
+	c.backlog.Store(n)
+	return n
+}
 
 const stateVersion = 1
 
@@ -217,6 +236,13 @@ func (c *Consumer) maybeSave(force bool) error {
 // Pending is the number of records in the topic after the last one handed
 // out (from the partitions' end offsets), plus chunks waiting to be joined.
 func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
+	n, err := c.unread(ctx)
+	return n + uint64(c.ra.Buffered()), err
+}
+
+// unread is the number of records in the topic after the last one handed
+// out; unlike Pending it may be called while Fetch runs.
+func (c *Consumer) unread(ctx context.Context) (uint64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	t := kmsg.NewListOffsetsRequestTopic()
 	t.Topic = c.s.opts.Topic
@@ -233,7 +259,7 @@ func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := uint64(c.ra.Buffered())
+	var n uint64
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {

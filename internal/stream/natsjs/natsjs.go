@@ -368,7 +368,16 @@ type consumer struct {
 	gen          uint64 // s.disconnects when the consumer was created
 	c            jetstream.Consumer
 	ra           stream.Reassembler
+	// backlog is the consumer's pending count the last message fetched
+	// carried (its metadata's NumPending): messages stored and not read.
+	backlog atomic.Uint64
 }
+
+var _ stream.Backlogger = (*consumer)(nil)
+
+// Backlog is the number of stored messages not read yet, as of the last
+// message fetched.
+func (c *consumer) Backlog() uint64 { return c.backlog.Load() }
 
 // create creates the durable consumer, from the acknowledgement floor of
 // the one it replaces.
@@ -521,6 +530,7 @@ func (c *consumer) decode(msg jetstream.Msg) (stream.Part, error) {
 	if err != nil {
 		return stream.Part{}, fmt.Errorf("message metadata: %w", err)
 	}
+	c.backlog.Store(meta.NumPending)
 	p := stream.Part{
 		Message: stream.Message{
 			Partition:  part,

@@ -444,6 +444,11 @@ func testPending(t *testing.T, open Open, exact bool) {
 	if len(got) == 0 || len(got) > 4 {
 		t.Fatalf("Fetch(max 4) returned %d messages", len(got))
 	}
+	if b, ok := stream.As[stream.Backlogger](c); ok && exact {
+		if n := b.Backlog(); n != uint64(10-len(got)) {
+			t.Errorf("Backlog() = %d after %d of 10 messages were fetched, want %d", n, len(got), 10-len(got))
+		}
+	}
 	if exact {
 		waitPending(t, c, uint64(10-len(got)))
 	} else {
@@ -460,24 +465,16 @@ func testPending(t *testing.T, open Open, exact bool) {
 // flushed message a moment later than Flush returns.
 func waitPending(t *testing.T, c stream.Consumer, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n, err := c.Pending(ctxT(t, 10*time.Second))
-		if err != nil {
-			t.Fatalf("pending: %v", err)
-		}
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pending = %d, want %d", n, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitPendingFor(t, c, func(n uint64) bool { return n == want }, fmt.Sprint(want))
 }
 
 // waitPendingSome waits until Pending is above 0.
 func waitPendingSome(t *testing.T, c stream.Consumer) {
+	t.Helper()
+	waitPendingFor(t, c, func(n uint64) bool { return n > 0 }, "more than 0")
+}
+
+func waitPendingFor(t *testing.T, c stream.Consumer, ok func(uint64) bool, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -485,11 +482,11 @@ func waitPendingSome(t *testing.T, c stream.Consumer) {
 		if err != nil {
 			t.Fatalf("pending: %v", err)
 		}
-		if n > 0 {
+		if ok(n) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pending = 0 with messages not fetched")
+			t.Fatalf("pending = %d, want %s", n, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
