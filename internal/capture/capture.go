@@ -5,6 +5,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -268,6 +269,12 @@ func (c *Capture) Run(ctx context.Context) error {
 		c.setPhase(PhaseStreaming)
 	}
 	err = c.streamBinlog(ctx, toLoad, initial)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		// Stopped: whichever step the stop interrupted, the checkpoint
+		// gets everything decided since the last save (a table's error,
+		// the last commit), not just what the 1 s timer saw.
+		err = errors.Join(err, c.save(context.WithoutCancel(ctx)))
+	}
 	c.setPhase(PhaseDone)
 	return err
 }

@@ -47,6 +47,12 @@ var (
 // one handed out (one ListOffsets request, at most 2s), or the
 // last value known when the brokers do not answer.
 func (c *Consumer) Backlog() uint64 {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return c.backlog.Load()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	n, err := c.unread(ctx)
@@ -304,6 +310,15 @@ func (c *Consumer) startOffset(ctx context.Context, p int32) int64 {
 
 // Close saves the offsets and closes the client.
 func (c *Consumer) Close() error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil
+	}
+	// The backlog as the consumer leaves it, for the status of a stopped
+	// task (after a drain, 0).
+	c.Backlog()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
