@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,50 @@ type Stream struct {
 	flush    prometheus.Histogram
 	failures *prometheus.CounterVec
 	captured atomic.Uint64 // records counted in records, all tables
+
+	// calls are the start times of the producer calls in progress, by a
+	// call number: the oldest tells how long capture has waited for the
+	// stream.
+	mu    sync.Mutex
+	calls map[uint64]time.Time
+	next  uint64
+}
+
+// enter records the start of a producer call and returns its number.
+func (m *Stream) enter(now time.Time) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next++
+	m.calls[m.next] = now
+	return m.next
+}
+
+func (m *Stream) leave(id uint64) {
+	m.mu.Lock()
+	delete(m.calls, id)
+	m.mu.Unlock()
+}
+
+// Waiting is how long the oldest producer call in progress has waited
+// (0: none): a stream that is down or pushes back makes capture wait
+// there, without dropping anything, until it takes messages again. A nil
+// m has none.
+func (m *Stream) Waiting(now time.Time) time.Duration {
+	if m == nil {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var oldest time.Time
+	for _, t := range m.calls {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	return now.Sub(oldest)
 }
 
 // Captured is how many records capture has published since the process
@@ -33,6 +78,7 @@ func (m *Stream) Captured() uint64 {
 // NewStream registers the producer metrics with reg.
 func NewStream(reg prometheus.Registerer) *Stream {
 	m := &Stream{
+		calls: map[uint64]time.Time{},
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "capture_records_total",
 			Help: "Records capture published on the stream since the process started, by table and operation (load, insert, update, delete, ddl).",
@@ -77,7 +123,9 @@ var _ stream.Producer = (*producer)(nil)
 
 func (p *producer) Publish(ctx context.Context, msg *stream.Message) error {
 	start := time.Now()
+	id := p.m.enter(start)
 	err := p.Producer.Publish(ctx, msg)
+	p.m.leave(id)
 	p.m.publish.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.m.failures.WithLabelValues("publish").Inc()
@@ -92,7 +140,9 @@ func (p *producer) Publish(ctx context.Context, msg *stream.Message) error {
 
 func (p *producer) Flush(ctx context.Context) error {
 	start := time.Now()
+	id := p.m.enter(start)
 	err := p.Producer.Flush(ctx)
+	p.m.leave(id)
 	p.m.flush.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.m.failures.WithLabelValues("flush").Inc()

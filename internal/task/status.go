@@ -285,6 +285,8 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 			streamMaxKey:  maxAgeKey,
 			tables:        s.Tables,
 			refusal:       t.target.Refusing(),
+			streamWaiting: t.stream.Waiting(time.Now()),
+			streamType:    t.cfg.Stream.Type,
 		}.warnings()
 	}
 	return s, ob

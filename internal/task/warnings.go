@@ -30,10 +30,18 @@ const (
 	WarnTableError = "table_error"
 	// WarnTargetRefusing: the target refuses writes; delivery retries.
 	WarnTargetRefusing = "target_refusing_writes"
+	// WarnStreamWaiting: capture has waited longer than streamWaitWarn for
+	// the stream to take its messages (the stream is down or pushes back).
+	WarnStreamWaiting = "stream_unavailable"
 )
 
+// streamWaitWarn is how long a producer call may wait before
+// WarnStreamWaiting is raised: longer than a leader election or a
+// throttled retry takes.
+var streamWaitWarn = 5 * time.Second
+
 // WarningCodes lists every warning code, in the order status lists them.
-var WarningCodes = []string{WarnBinlogRetention, WarnStreamRetention, WarnTableError, WarnTargetRefusing}
+var WarningCodes = []string{WarnBinlogRetention, WarnStreamRetention, WarnTableError, WarnTargetRefusing, WarnStreamWaiting}
 
 // health is what the warnings are decided from.
 type health struct {
@@ -45,6 +53,8 @@ type health struct {
 	streamMaxKey  string        // the config key of streamMaxAge
 	tables        []TableStatus
 	refusal       metrics.Refusal
+	streamWaiting time.Duration // how long capture's oldest producer call has waited
+	streamType    string
 }
 
 // warnings returns the active warnings, in the order of WarningCodes.
@@ -74,6 +84,13 @@ func (h health) warnings() []Warning {
 		out = append(out, Warning{Code: WarnTargetRefusing, Message: fmt.Sprintf(
 			"the target has refused %d write(s) since %s (last: %s); delivery retries with backoff while the stream keeps what capture reads",
 			r.Failures, r.Since.UTC().Format(time.RFC3339), r.LastErr)})
+	}
+	if h.streamWaiting > streamWaitWarn {
+		out = append(out, Warning{Code: WarnStreamWaiting, Message: fmt.Sprintf(
+			"capture has waited %s for the %s stream to take its messages: it is down, unreachable or full; "+
+				"nothing is dropped, capture stops reading the binlog and goes on when the stream takes messages again; "+
+				"check the stream's servers (binlake's log says what the stream answers)",
+			roundDuration(h.streamWaiting), h.streamType)})
 	}
 	return out
 }

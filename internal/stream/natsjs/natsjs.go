@@ -371,6 +371,43 @@ type consumer struct {
 	// backlog is the consumer's pending count the last message fetched
 	// carried (its metadata's NumPending): messages stored and not read.
 	backlog atomic.Uint64
+	acks    ackFloor
+}
+
+// ackFloor is the consumer's acknowledgement floor as this process knows
+// it: the stream sequence below which every message it received is
+// acknowledged. Close waits until the server's floor reaches it.
+type ackFloor struct {
+	mu       sync.Mutex
+	received []uint64 // in order of arrival, from the oldest not acknowledged
+	acked    map[uint64]bool
+	floor    uint64
+}
+
+func (a *ackFloor) receive(seq uint64) {
+	a.mu.Lock()
+	a.received = append(a.received, seq)
+	a.mu.Unlock()
+}
+
+func (a *ackFloor) ack(seq uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.acked == nil {
+		a.acked = map[uint64]bool{}
+	}
+	a.acked[seq] = true
+	for len(a.received) > 0 && a.acked[a.received[0]] {
+		delete(a.acked, a.received[0])
+		a.floor = max(a.floor, a.received[0])
+		a.received = a.received[1:]
+	}
+}
+
+func (a *ackFloor) get() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.floor
 }
 
 var _ stream.Backlogger = (*consumer)(nil)
@@ -543,8 +580,15 @@ func (c *consumer) decode(msg jetstream.Msg) (stream.Part, error) {
 		},
 		Index: 1, Count: 1,
 		Seq: meta.Sequence.Stream,
-		Ack: func(ctx context.Context) error { return msg.Ack() },
+		Ack: func(ctx context.Context) error {
+			if err := msg.Ack(); err != nil {
+				return err
+			}
+			c.acks.ack(meta.Sequence.Stream)
+			return nil
+		},
 	}
+	c.acks.receive(meta.Sequence.Stream)
 	if label := h.Get(hdrChunk); label != "" {
 		p.Index, p.Count, err = stream.ParseChunkLabel(label)
 		if err != nil {
@@ -563,11 +607,29 @@ func (c *consumer) Pending(ctx context.Context) (uint64, error) {
 	return info.NumPending + uint64(c.ra.Buffered()), nil
 }
 
-// Close sends the acknowledgements still buffered in the connection, so the
-// next consumer starts from an ack floor that includes them.
+// Close sends the acknowledgements still buffered in the connection and
+// waits (a few seconds at most) until the server has applied them, so the
+// next consumer starts from an ack floor that includes them instead of
+// reading them again.
 func (c *consumer) Close() error {
-	if err := c.s.nc.FlushTimeout(10 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	if err := c.s.nc.FlushTimeout(10 * time.Second); err != nil {
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
 		return fmt.Errorf("flushing acknowledgements: %w", err)
+	}
+	floor := c.acks.get()
+	if floor == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		info, err := c.c.Info(ctx)
+		if err != nil || info.AckFloor.Stream >= floor {
+			return nil // the next consumer reads again what is not applied, and delivery drops it
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
 }
