@@ -67,6 +67,10 @@ type txn struct {
 	// there, so that a restart reads it again.
 	startFile string
 	startPos  uint32
+	// gtid is the transaction's GTID ("" when the source writes none);
+	// gsetBefore the reader's GTID set before it, kept for a prepared XA
+	// transaction, which holds the checkpoint at its start.
+	gtid, gsetBefore string
 	// defined: tables whose definition this transaction publishes (true)
 	// or makes stale with a DDL (false); applied to the checkpoint state at
 	// commit, so an unpublished transaction changes nothing.
@@ -110,16 +114,42 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 	syncer := replication.NewBinlogSyncer(cfg)
 	defer syncer.Close()
 
+	var err error
 	c.mu.Lock()
-	file, pos := c.state.BinlogFile, c.state.BinlogPos
+	file, pos, gtids := c.state.BinlogFile, c.state.BinlogPos, c.state.GTIDSet
 	c.mu.Unlock()
-	c.log.Info("streaming binlog", "file", file, "pos", pos)
-	streamer, err := syncer.StartSync(mysql.Position{Name: file, Pos: pos})
-	if err != nil {
-		return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
-	}
-	r := &binlogReader{c: c, file: file, pos: pos, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{},
+	r := &binlogReader{c: c, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{},
 		hist: map[*replication.TableMapEvent]*TableSchema{}, ddlp: newDDLParser()}
+	if gtids != "" || c.src.flavor == mysql.MariaDBFlavor {
+		// MariaDB always writes GTIDs; MySQL does with gtid_mode=ON,
+		// and then the start told the set.
+		if r.gset, err = mysql.ParseGTIDSet(c.src.flavor, gtids); err != nil {
+			c.log.Warn("the checkpoint's GTID set does not parse: CDC resumes by binlog file and position only", "gtid_set", gtids, "err", err)
+			r.gset = nil
+		}
+	}
+	var streamer *replication.BinlogStreamer
+	if file == "" {
+		// By GTID: on another server than the checkpoint's (a fail-over),
+		// or from cdc_start_position. The server tells the file first.
+		c.log.Info("streaming binlog", "after_gtid_set", gtids)
+		if r.gset == nil {
+			return fmt.Errorf("starting binlog stream by GTID set %q: it does not parse as a %s GTID set", gtids, c.src.flavor)
+		}
+		if streamer, err = syncer.StartSyncGTID(r.gset.Clone()); err != nil {
+			return fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err)
+		}
+		if file, pos, err = firstRotate(ctx, streamer); err != nil {
+			return fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err)
+		}
+		c.log.Info("GTID set found in the binlog", "gtid_set", gtids, "file", file, "pos", pos)
+	} else {
+		c.log.Info("streaming binlog", "file", file, "pos", pos)
+		if streamer, err = syncer.StartSync(mysql.Position{Name: file, Pos: pos}); err != nil {
+			return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
+		}
+	}
+	r.file, r.pos = file, pos
 	if err := removeSpillFiles(c.opts.StateDir); err != nil {
 		return err
 	}
@@ -189,6 +219,23 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 	}
 }
 
+// firstRotate reads a binlog stream started by GTID up to the rotate event
+// that names the file it starts in, and returns that file and the position
+// of the first event after it.
+func firstRotate(ctx context.Context, streamer *replication.BinlogStreamer) (string, uint32, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		ev, err := streamer.GetEvent(ctx)
+		if err != nil {
+			return "", 0, err
+		}
+		if e, ok := ev.Event.(*replication.RotateEvent); ok {
+			return string(e.NextLogName), uint32(e.Position), nil
+		}
+	}
+}
+
 // eventReadAhead is how many binlog events are read and decoded ahead of
 // the reader: enough to keep it busy, few enough to bound the memory.
 const eventReadAhead = 512
@@ -219,6 +266,27 @@ type binlogReader struct {
 	// prepared holds the XA transactions prepared and not yet committed or
 	// rolled back, by xid.
 	prepared map[string]*txn
+	// gset is the GTID set of the transactions read up to pos (nil: the
+	// source has no GTIDs, or capture does not know the set at its start).
+	gset mysql.GTIDSet
+}
+
+// applyGTID adds tx's GTID to the reader's GTID set.
+func (r *binlogReader) applyGTID(tx *txn) {
+	if tx == nil || tx.gtid == "" || r.gset == nil {
+		return
+	}
+	if err := r.gset.Update(tx.gtid); err != nil {
+		r.c.log.Warn("GTID set no longer tracked: a GTID does not parse; CDC resumes by binlog file and position only", "gtid", tx.gtid, "err", err)
+		r.gset = nil
+	}
+}
+
+func (r *binlogReader) gsetString() string {
+	if r.gset == nil {
+		return ""
+	}
+	return r.gset.String()
 }
 
 // isSelected is Config.Selected, cached per table.
@@ -257,8 +325,16 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 		return false, nil
 	case *replication.MariadbGTIDEvent:
 		r.begin(e.GTID.SequenceNumber, start)
+		if r.gset != nil {
+			r.tx.gtid = e.GTID.String()
+		}
 	case *replication.GTIDEvent:
 		r.begin(uint64(e.GNO), start)
+		if r.gset != nil {
+			if next, err := e.GTIDNext(); err == nil {
+				r.tx.gtid = next.String()
+			}
+		}
 	case *replication.QueryEvent:
 		q := strings.TrimSpace(string(e.Query))
 		switch strings.ToUpper(q) {
@@ -315,7 +391,7 @@ func isSavepoint(q string) bool {
 
 func (r *binlogReader) commitPosition() {
 	r.c.mu.Lock()
-	r.c.state.BinlogFile, r.c.state.BinlogPos = r.resumeAt()
+	r.c.state.BinlogFile, r.c.state.BinlogPos, r.c.state.GTIDSet = r.resumeAt()
 	r.c.mu.Unlock()
 }
 
@@ -323,15 +399,16 @@ func (r *binlogReader) commitPosition() {
 // is published: past it, unless an XA transaction prepared earlier waits
 // for its XA COMMIT, whose records only a new reading of its events could
 // give back.
-func (r *binlogReader) resumeAt() (string, uint32) {
-	file, pos := r.file, r.pos
+func (r *binlogReader) resumeAt() (string, uint32, string) {
+	file, pos, gset := r.file, r.pos, r.gsetString()
 	for _, tx := range r.prepared {
 		n, _ := change.BinlogFileNumber(tx.startFile)
-		if (binPos{n, uint64(tx.startPos)}).less(binPos{r.fileNum, uint64(pos)}) {
-			file, pos = tx.startFile, tx.startPos
+		cur, _ := change.BinlogFileNumber(file)
+		if (binPos{n, uint64(tx.startPos)}).less(binPos{cur, uint64(pos)}) {
+			file, pos, gset = tx.startFile, tx.startPos, tx.gsetBefore
 		}
 	}
-	return file, pos
+	return file, pos, gset
 }
 
 // discardAll drops the transactions not published, and their spill files,
@@ -376,7 +453,8 @@ func (r *binlogReader) commit(ctx context.Context, h *replication.EventHeader) (
 			p.Defined = v
 		}
 	}
-	r.c.state.BinlogFile, r.c.state.BinlogPos = r.resumeAt()
+	r.applyGTID(tx)
+	r.c.state.BinlogFile, r.c.state.BinlogPos, r.c.state.GTIDSet = r.resumeAt()
 	if last != nil {
 		r.c.state.LastRecord = last
 	}

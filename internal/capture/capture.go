@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
+
 	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/checkpoint"
 	"github.com/binlake/binlake/internal/config"
@@ -66,6 +68,11 @@ type TableProgress struct {
 	// SchemaError: the table's binlog events cannot be decoded with the
 	// schema history (Error says why); they are left out from there.
 	SchemaError bool `json:"schema_error,omitempty"`
+	// Truncate: the table's next chunk starts with a truncate-table
+	// record, so the load supersedes everything before it in the lake
+	// (binlake run --resnapshot: the changes of a purged binlog are
+	// missing, deletes among them).
+	Truncate bool `json:"truncate,omitempty"`
 }
 
 // State is the capture checkpoint.
@@ -76,7 +83,10 @@ type State struct {
 	Epoch         uint32 `json:"epoch"`
 	BinlogFile    string `json:"binlog_file,omitempty"` // CDC resumes here, at a transaction boundary
 	BinlogPos     uint32 `json:"binlog_pos,omitempty"`
-	NextChunk     uint64 `json:"next_chunk"`
+	// GTIDSet is the source's GTID set at BinlogFile:BinlogPos (empty when
+	// unknown): CDC resumes by it on another server (a fail-over).
+	GTIDSet   string `json:"gtid_set,omitempty"`
+	NextChunk uint64 `json:"next_chunk"`
 	// LastRecord is the last CDC record published, at BinlogFile:BinlogPos:
 	// the prev-transaction-id and prev-transaction-record-id of the next one.
 	LastRecord *change.TransactionRef    `json:"last_record,omitempty"`
@@ -182,6 +192,9 @@ func (c *Capture) Run(ctx context.Context) error {
 	if c.state.Tables == nil {
 		c.state.Tables = map[string]*TableProgress{}
 	}
+	if err := c.applyResnapshot(); err != nil {
+		return err
+	}
 	src, err := openSource(ctx, c.cfg.Source.MySQL)
 	if err != nil {
 		return err
@@ -196,6 +209,14 @@ func (c *Capture) Run(ctx context.Context) error {
 		if f.Level == LevelWarn {
 			c.log.Warn("source check: "+f.Check, "detail", f.Detail, "fix", f.Fix)
 		}
+	}
+	if prev := c.state.ServerID; prev != 0 && prev != src.serverID && (c.state.BinlogFile != "" || c.state.GTIDSet != "") {
+		// Another server than the checkpoint's (the preflight refused it
+		// without a GTID set): resume after the GTID set, one epoch up.
+		c.log.Warn("the source is another server than the checkpoint's (a fail-over?): CDC resumes after the checkpoint's GTID set, one epoch up",
+			"server_id", src.serverID, "checkpoint_server_id", prev, "gtid_set", c.state.GTIDSet, "epoch", c.state.Epoch+1)
+		c.state.Epoch++
+		c.state.BinlogFile, c.state.BinlogPos = "", 0
 	}
 	c.state.Flavor, c.state.ServerID = src.flavor, src.serverID
 	c.log.Info("source connected", "version", src.version, "flavor", src.flavor, "server_id", src.serverID)
@@ -247,21 +268,33 @@ func (c *Capture) Run(ctx context.Context) error {
 	// The binlog reader runs from the first start on: it publishes every
 	// change of the selected tables, and the full load's chunks in between
 	// (load.go).
-	if c.state.BinlogFile == "" {
+	if c.state.BinlogFile == "" && c.state.GTIDSet == "" {
 		file, pos, given, err := c.cfg.StartPosition()
 		if err != nil {
 			return err
 		}
-		if !given {
-			if file, pos, err = src.binlogPosition(ctx); err != nil {
-				return err
+		if gtids, ok := c.cfg.StartGTIDSet(); ok {
+			c.log.Info("CDC starts", "after_gtid_set", gtids, "from", "cdc_start_position")
+			c.state.GTIDSet = gtids
+		} else {
+			if !given {
+				if file, pos, err = src.binlogPosition(ctx); err != nil {
+					return err
+				}
+			}
+			c.log.Info("CDC starts", "file", file, "pos", pos, "from", map[bool]string{true: "cdc_start_position", false: "the binlog's end"}[given])
+			c.state.BinlogFile, c.state.BinlogPos = file, pos
+			c.state.GTIDSet = src.gtidAt(ctx, file, pos)
+			if src.flavor != mysql.MariaDBFlavor && given {
+				c.state.GTIDSet = "" // MySQL tells the set at the binlog's end only
 			}
 		}
-		c.log.Info("CDC starts", "file", file, "pos", pos, "from", map[bool]string{true: "cdc_start_position", false: "the binlog's end"}[given])
-		c.state.BinlogFile, c.state.BinlogPos = file, pos
 		if err := c.save(ctx); err != nil {
 			return err
 		}
+	} else if c.state.BinlogFile != "" && c.state.GTIDSet == "" && src.flavor == mysql.MariaDBFlavor {
+		// A checkpoint from before GTIDs were kept.
+		c.state.GTIDSet = src.gtidAt(ctx, c.state.BinlogFile, c.state.BinlogPos)
 	}
 	if initial {
 		c.setPhase(PhaseLoading)

@@ -396,9 +396,10 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 		c.state.Tables[name] = p
 	}
 	needDef := !p.Defined
+	truncate := ch.onePass || p.Truncate
 	first := c.state.NextChunk
 	c.state.NextChunk++
-	if ch.onePass {
+	if truncate {
 		c.state.NextChunk++
 	}
 	if needDef {
@@ -410,11 +411,14 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 		return err
 	}
 	base := change.Position{Epoch: epoch, File: ch.w.file, Offset: ch.w.off, Kind: change.KindLoad, A: first}
-	if ch.onePass {
+	if truncate {
+		stmt := "-- binlake: one-pass full load of a table without a usable key; rows before this record are superseded"
+		if !ch.onePass {
+			stmt = "-- binlake: the table is loaded again (binlake run --resnapshot); rows before this record are superseded"
+		}
 		if err := c.broadcast(ctx, &change.Record{
 			Op: change.OpTruncateTable, Schema: t.name.Schema, Table: t.name.Table,
-			Statement:  "-- binlake: one-pass full load of a table without a usable key; rows before this record are superseded",
-			CommitTime: ch.at, Position: base, PartitionKey: name,
+			Statement: stmt, CommitTime: ch.at, Position: base, PartitionKey: name,
 		}); err != nil {
 			return err
 		}
@@ -470,6 +474,7 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 	}
 	p.LoadRows += n
 	p.Chunks++
+	p.Truncate = false
 	p.LoadMethod, p.LoadKey = ch.method, ch.keyCols
 	p.LoadPosition = change.Position{Epoch: epoch, File: ch.w.file, Offset: ch.w.off}.String()
 	if n > 0 && !ch.onePass {

@@ -107,6 +107,9 @@ func (s *source) preflight(ctx context.Context, cfg *config.Config) []Finding {
 	out = append(out, s.checkPrivileges(ctx, cfg, tables)...)
 	out = append(out, selFinding)
 	out = append(out, s.checkRetention(ctx))
+	if f, ok := s.checkCheckpoint(ctx, cfg.StateDir); ok {
+		out = append(out, f)
+	}
 	if len(tables) > 0 {
 		out = append(out, s.checkPrimaryKeys(ctx, tables))
 	}

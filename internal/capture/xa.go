@@ -103,6 +103,8 @@ func (r *binlogReader) xaPrepared(h *replication.EventHeader) (bool, error) {
 	if r.prepared == nil {
 		r.prepared = map[string]*txn{}
 	}
+	r.tx.gsetBefore = r.gsetString()
+	r.applyGTID(r.tx)
 	r.prepared[r.tx.xid] = r.tx
 	r.tx = nil
 	r.commitPosition()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/demo"
 	"github.com/binlake/binlake/internal/server"
@@ -96,7 +97,7 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 
 func runCmd(stderr io.Writer) *cobra.Command {
 	var path, role string
-	var progress, logToStderr bool
+	var progress, logToStderr, resnapshot bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the task until SIGINT/SIGTERM, then drain and exit 0 (a full-load task exits when the load is delivered)",
@@ -111,7 +112,13 @@ terminal, the logs go there as they are; --progress adds the summary line.
 
 --role runs part of the pipeline, for running capture and delivery on
 separate machines over a nats, kafka or kinesis stream: capture (source →
-stream) or deliver (stream → object store); all, the default, runs both.`,
+stream) or deliver (stream → object store); all, the default, runs both.
+
+--resnapshot loads every selected table again and continues CDC from the
+binlog's end: the remedy when the checkpoint's binlog was purged while
+binlake was stopped (binlake run and binlake check say so). Each table's
+load starts with a truncate-table record, so the lake's current state is
+exact again, deletes made during the gap included.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(path)
@@ -122,6 +129,14 @@ stream) or deliver (stream → object store); all, the default, runs both.`,
 				cfg.Role = role
 				if err := cfg.Validate(); err != nil {
 					return usageError{fmt.Errorf("%s with --role %s: %w", path, role, err)}
+				}
+			}
+			if resnapshot {
+				if cfg.Role == config.RoleDeliver {
+					return usageError{fmt.Errorf("--resnapshot applies to capture: run it with --role capture or all")}
+				}
+				if err := capture.RequestResnapshot(cfg.StateDir); err != nil {
+					return err
 				}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -153,6 +168,7 @@ stream) or deliver (stream → object store); all, the default, runs both.`,
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
 	cmd.Flags().BoolVar(&progress, "progress", false, "when stderr is not a terminal: print a one-line summary (status, full-load %, records, rate, lag) to stderr every 5s")
+	cmd.Flags().BoolVar(&resnapshot, "resnapshot", false, "load every selected table again and continue CDC from the binlog's end (after the checkpoint's binlog was purged)")
 	cmd.Flags().StringVar(&role, "role", "", "the stages this process runs: all, capture or deliver (overrides the config's role)")
 	cmd.Flags().BoolVar(&logToStderr, "log-to-stderr", false, "on a terminal: keep the logs on stderr (with a summary line every 5s) instead of the live view and <state_dir>/binlake.log")
 	return cmd

@@ -14,6 +14,7 @@ import (
 	"hash/fnv"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -51,9 +52,10 @@ type Config struct {
 	// FullLoad tunes the chunked full load; see FullLoad.
 	FullLoad FullLoad `yaml:"full_load"`
 	// CDCStartPosition is where a new CDC-only task starts reading the
-	// binlog: "now" (the default: the current end of the binlog) or a
-	// binlog coordinate "file:pos" such as "mysql-bin.000001:4". A task
-	// that has a checkpoint resumes from it instead.
+	// binlog: "now" (the default: the current end of the binlog), a
+	// binlog coordinate "file:pos" such as "mysql-bin.000001:4", or a GTID
+	// set (after the transactions it holds). A task that has a checkpoint
+	// resumes from it instead.
 	CDCStartPosition string `yaml:"cdc_start_position"`
 	// BeforeImage adds a before-image object to the update and delete
 	// records of CDC, like DMS's BeforeImageSettings: BeforeImageNone (or
@@ -432,15 +434,34 @@ func (c *Config) Redacted() *Config {
 	return &r
 }
 
-// StartPosition parses CDCStartPosition: ok is false for "now" (or empty).
+// GTID set syntax: MariaDB's domain-server-sequence list, MySQL's
+// uuid:interval list.
+var (
+	mariadbGTIDSetRE = regexp.MustCompile(`^\d+-\d+-\d+(\s*,\s*\d+-\d+-\d+)*$`)
+	mysqlGTIDSetRE   = regexp.MustCompile(`^(?i)[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}(:\d+(-\d+)?)+(\s*,\s*[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}(:\d+(-\d+)?)+)*$`)
+)
+
+// StartGTIDSet returns CDCStartPosition when it is a GTID set (MariaDB
+// 0-1-100 or MySQL 3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57): CDC then
+// starts after the transactions it holds.
+func (c *Config) StartGTIDSet() (string, bool) {
+	v := strings.TrimSpace(c.CDCStartPosition)
+	if mariadbGTIDSetRE.MatchString(v) || mysqlGTIDSetRE.MatchString(v) {
+		return v, true
+	}
+	return "", false
+}
+
+// StartPosition parses CDCStartPosition: ok is false for "now" (or empty)
+// and for a GTID set (StartGTIDSet).
 func (c *Config) StartPosition() (file string, pos uint32, ok bool, err error) {
 	v := c.CDCStartPosition
-	if v == "" || v == "now" {
+	if _, gtid := c.StartGTIDSet(); v == "" || v == "now" || gtid {
 		return "", 0, false, nil
 	}
 	i := strings.LastIndexByte(v, ':')
 	if i <= 0 || i == len(v)-1 {
-		return "", 0, false, fmt.Errorf("%q: write now or file:pos, e.g. mysql-bin.000001:4", v)
+		return "", 0, false, fmt.Errorf("%q: write now, file:pos (e.g. mysql-bin.000001:4) or a GTID set (MariaDB 0-1-100, MySQL uuid:1-57)", v)
 	}
 	n, err := strconv.ParseUint(v[i+1:], 10, 32)
 	if err != nil || n < 4 {

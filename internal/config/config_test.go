@@ -674,10 +674,15 @@ func TestStartPosition(t *testing.T) {
 		{"now", "", 0, false, ""},
 		{"mysql-bin.000042:4", "mysql-bin.000042", 4, true, ""},
 		{"my.host-bin.7:123456", "my.host-bin.7", 123456, true, ""},
-		{"mysql-bin.000042", "", 0, false, "write now or file:pos"},
+		{"mysql-bin.000042", "", 0, false, "write now, file:pos"},
+		{"0-1-100", "", 0, false, ""},
+		{"0-1-100,1-2-7", "", 0, false, ""},
+		{"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57", "", 0, false, ""},
+		{"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7-9,4e11fa47-71ca-11e1-9e33-c80aa9429562:3", "", 0, false, ""},
+		{"0-1", "", 0, false, "write now, file:pos"},
 		{"mysql-bin.000042:2", "", 0, false, "at least 4"},
 		{"binlog:4", "", 0, false, "binlog file name"},
-		{"yesterday", "", 0, false, "write now or file:pos"},
+		{"yesterday", "", 0, false, "write now, file:pos"},
 	} {
 		c := &Config{CDCStartPosition: tc.in}
 		file, pos, given, err := c.StartPosition()
@@ -689,6 +694,9 @@ func TestStartPosition(t *testing.T) {
 		}
 		if err != nil || file != tc.file || pos != tc.pos || given != tc.given {
 			t.Errorf("%q: %q %d %v %v", tc.in, file, pos, given, err)
+		}
+		if _, gtid := c.StartGTIDSet(); gtid != (tc.file == "" && tc.in != "" && tc.in != "now") {
+			t.Errorf("%q: StartGTIDSet says %v", tc.in, gtid)
 		}
 	}
 }

@@ -1,0 +1,277 @@
+package capture_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/task"
+	"github.com/binlake/binlake/internal/testbed"
+)
+
+// compareShop compares each of tables in the lake's replay with the source
+// read over cfg's connection.
+func compareShop(t *testing.T, lt *lakeTask, tables ...string) lake.Replay {
+	t.Helper()
+	rp := lt.replay(t)
+	if len(rp.Duplicates) > 0 {
+		t.Errorf("%d records are in the lake twice, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
+	}
+	for _, name := range tables {
+		src, err := capture.ReadTable(t.Context(), lt.cfg.Source.MySQL, "shop", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rp.Tables["shop."+name]
+		for i, x := range lake.Compare(got, src) {
+			if i == 10 {
+				t.Errorf("%s: ...", name)
+				break
+			}
+			t.Errorf("%s: %s", name, x)
+		}
+		if len(src) == 0 {
+			t.Errorf("%s: the source table is empty: the test shows nothing", name)
+		}
+	}
+	return rp
+}
+
+// TestResnapshotAfterPurge: binlake is stopped, the source changes
+// (deletes among the changes) and purges the binlog the checkpoint points
+// into. binlake run refuses to start with the purge spelled out and the
+// --resnapshot remedy; binlake check says the same; with the resnapshot
+// requested, every table is loaded again behind a truncate-table record, and
+// the lake's replay equals the source, the rows deleted during the gap gone.
+func TestResnapshotAfterPurge(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	if err := m.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_300"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, "full_load: {chunk_size: 100}")
+	lt.start(t)
+	if err := m.Exec(t.Context(), "UPDATE shop.items SET v = 'cdc' WHERE id <= 10"); err != nil {
+		t.Fatal(err)
+	}
+	lt.drain(t)
+
+	// While binlake is stopped: changes, then the binlog is purged.
+	if err := m.Exec(t.Context(), "DELETE FROM shop.items WHERE id BETWEEN 50 AND 59",
+		"UPDATE shop.items SET v = 'gap' WHERE id BETWEEN 100 AND 104",
+		"INSERT INTO shop.items VALUES (1000, 'new')",
+		"FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	// MariaDB keeps a binlog until its binlog checkpoint has moved on
+	// (asynchronously) and no dump thread reads it: purge until it is gone.
+	mdb, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mdb.Close()
+	waitUntil(t, 30*time.Second, func() bool {
+		end := strings.Split(m.BinlogEnd(t), ":")[0]
+		if err := m.Exec(t.Context(), fmt.Sprintf("PURGE BINARY LOGS TO '%s'", end)); err != nil {
+			t.Fatal(err)
+		}
+		var first string
+		rows, err := mdb.QueryContext(t.Context(), "SHOW BINARY LOGS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		if rows.Next() {
+			vals := make([]any, len(cols))
+			vals[0] = &first
+			for i := 1; i < len(vals); i++ {
+				vals[i] = new(any)
+			}
+			if err := rows.Scan(vals...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return first != "mysql-bin.000001"
+	})
+
+	// binlake check and run: the purge, and its remedy.
+	var purged *capture.Finding
+	for _, f := range capture.Preflight(t.Context(), lt.cfg) {
+		if f.Check == "checkpoint" {
+			purged = &f
+		}
+	}
+	if purged == nil || purged.Level != capture.LevelFail || !strings.Contains(purged.Detail, "mysql-bin.000001") ||
+		!strings.Contains(purged.Detail, "purged") || !strings.Contains(purged.Fix, "--resnapshot") {
+		t.Fatalf("preflight checkpoint finding: %+v, want a failure naming the purged binlog and --resnapshot", purged)
+	}
+	tk := task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	err = tk.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "--resnapshot") || !strings.Contains(err.Error(), "no longer on the source") {
+		t.Fatalf("run on a purged checkpoint: %v, want the purge and the --resnapshot remedy", err)
+	}
+
+	if err := capture.RequestResnapshot(lt.cfg.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	lt.start(t)
+	if err := m.Exec(t.Context(), "UPDATE shop.items SET v = 'after' WHERE id = 1000", "DELETE FROM shop.items WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	lt.drain(t)
+	compareShop(t, lt, "items")
+
+	// The reload started with a truncate-table record, at epoch 1.
+	var marks []string
+	for _, r := range lt.records(t, "items") {
+		if r.meta("operation") == "truncate-table" || r.meta("record-type") == "control" && strings.Contains(r.line, "resnapshot") {
+			marks = append(marks, r.meta("stream-position"))
+		}
+	}
+	if len(marks) == 0 {
+		t.Fatalf("no truncate-table record of the resnapshot in the lake")
+	}
+	for _, p := range marks {
+		pos, err := change.ParsePosition(p)
+		if err != nil || pos.Epoch != 1 {
+			t.Errorf("resnapshot marker at %s (%v), want epoch 1", p, err)
+		}
+	}
+	if capture.Preflight(t.Context(), lt.cfg) == nil {
+		t.Fatal("no findings")
+	}
+}
+
+// TestFailoverByGTID: binlake reads a primary whose replica logs what it
+// applies. binlake stops; the primary goes on a little, the replica
+// catches up and is promoted, and the writes continue there. binlake,
+// pointed at the replica, sees another server_id, resumes after the
+// checkpoint's GTID set one epoch up, and the lake equals the new primary:
+// the changes made on the old primary after the stop are there once, those
+// before it are not there twice.
+func TestFailoverByGTID(t *testing.T) {
+	primary := testbed.NewMariaDB(t)
+	replica := testbed.NewMariaDBWith(t, "--server-id=2", "--log-slave-updates")
+	if err := replica.Exec(t.Context(), fmt.Sprintf(
+		"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos", primary.Port),
+		"START SLAVE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := primary.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_200"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, primary, "")
+	lt.start(t)
+	for i := range 20 {
+		if err := primary.Exec(t.Context(), fmt.Sprintf("UPDATE shop.items SET v = 'p%d' WHERE id = %d", i, i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lt.drain(t)
+	before := captureState(t, lt.cfg.StateDir)
+	if before.GTIDSet == "" || before.ServerID != 1 {
+		t.Fatalf("checkpoint: gtid_set %q, server_id %d: want a GTID set read on server 1", before.GTIDSet, before.ServerID)
+	}
+
+	// The old primary goes on after binlake stopped; the replica applies it.
+	if err := primary.Exec(t.Context(), "UPDATE shop.items SET v = 'late' WHERE id BETWEEN 30 AND 39",
+		"DELETE FROM shop.items WHERE id BETWEEN 40 AND 44", "INSERT INTO shop.items VALUES (500, 'late')"); err != nil {
+		t.Fatal(err)
+	}
+	var gtid string
+	db, err := primary.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRowContext(t.Context(), "SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := replica.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	var waited int
+	if err := rdb.QueryRowContext(t.Context(), "SELECT MASTER_GTID_WAIT(?, 30)", gtid).Scan(&waited); err != nil || waited != 0 {
+		t.Fatalf("replica did not catch up with %s: %d %v", gtid, waited, err)
+	}
+	// Promotion, and writes on the new primary.
+	if err := replica.Exec(t.Context(), "STOP SLAVE", "RESET SLAVE ALL",
+		"UPDATE shop.items SET v = 'new primary' WHERE id BETWEEN 100 AND 109", "INSERT INTO shop.items VALUES (600, 'r')"); err != nil {
+		t.Fatal(err)
+	}
+
+	lt.m = replica
+	lt.cfg.Source.MySQL.Port = replica.Port
+	lt.start(t)
+	if err := replica.Exec(t.Context(), "DELETE FROM shop.items WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	lt.drain(t)
+	compareShop(t, lt, "items")
+	after := captureState(t, lt.cfg.StateDir)
+	if after.Epoch != before.Epoch+1 || after.ServerID != 2 {
+		t.Errorf("after the fail-over: epoch %d, server_id %d; want epoch %d on server 2", after.Epoch, after.ServerID, before.Epoch+1)
+	}
+	var late int
+	for _, r := range lt.records(t, "items") {
+		if strings.Contains(r.line, `"late"`) {
+			late++
+			if pos, err := change.ParsePosition(r.meta("stream-position")); err != nil || pos.Epoch != before.Epoch+1 {
+				t.Errorf("a change read on the new primary at %s, want epoch %d", r.meta("stream-position"), before.Epoch+1)
+			}
+		}
+	}
+	if late != 11 {
+		t.Errorf("%d records of the old primary's last changes, want 11 (10 updates, 1 insert), each once", late)
+	}
+}
+
+// TestStartAtGTIDSet: migration cdc with cdc_start_position as a GTID set
+// starts right after the transactions the set holds.
+func TestStartAtGTIDSet(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	if err := m.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO shop.items VALUES (1, 'before')"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var gtid string
+	if err := db.QueryRowContext(t.Context(), "SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Exec(t.Context(), "INSERT INTO shop.items VALUES (2, 'after')", "UPDATE shop.items SET v = 'changed' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, fmt.Sprintf("migration: cdc\ncdc_start_position: %q\n", gtid))
+	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	ctx, stop := context.WithCancel(t.Context())
+	lt.stop, lt.done = stop, make(chan error, 1)
+	go func() { lt.done <- lt.tk.Run(ctx) }()
+	lt.drain(t)
+	var got []string
+	for _, r := range lt.records(t, "items") {
+		if r.meta("record-type") == "data" {
+			got = append(got, r.meta("operation")+" "+string(r.data["id"])+" "+string(r.data["v"]))
+		}
+	}
+	if want := `[insert 2 "after" update 1 "changed"]`; fmt.Sprint(got) != want {
+		t.Errorf("records after GTID %s: %v, want %s", gtid, got, want)
+	}
+}
