@@ -16,7 +16,7 @@ import (
 
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
-	"github.com/binlake/binlake/internal/objstore"
+	"github.com/binlake/binlake/internal/task"
 )
 
 // targetCheckTimeout bounds the target check, whose S3 calls could
@@ -95,10 +95,7 @@ func checkTarget(ctx context.Context, cfg *config.Config) capture.Finding {
 		}
 		return "check that the directory of target exists or can be created, and that binlake's user may write to it"
 	}
-	b, err := objstore.Open(ctx, cfg.Target, objstore.S3Options{
-		Region: cfg.S3.Region, Endpoint: cfg.S3.Endpoint, PathStyle: cfg.S3.PathStyle,
-		AccessKeyID: cfg.S3.AccessKeyID, SecretAccessKey: cfg.S3.SecretAccessKey, SessionToken: cfg.S3.SessionToken,
-	})
+	b, err := task.OpenTarget(ctx, cfg) // as run opens it: the probe is written with the same encryption
 	if err != nil {
 		f.Level, f.Detail, f.Fix = capture.LevelFail, "cannot open "+cfg.Target+": "+err.Error(), fix("access")
 		return f

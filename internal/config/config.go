@@ -241,6 +241,9 @@ type S3 struct {
 	KMSKeyID string `yaml:"kms_key_id"`
 	// StorageClass of new objects, e.g. STANDARD_IA, INTELLIGENT_TIERING.
 	StorageClass string `yaml:"storage_class"`
+	// StallTimeout abandons (and retries) a request whose connection has
+	// sent and received nothing for this long.
+	StallTimeout Duration `yaml:"stall_timeout"`
 }
 
 // HTTP is the API, metrics, console and health endpoint.
@@ -311,6 +314,7 @@ func defaults() *Config {
 			Compression:  "gzip",
 			Partitioning: "time",
 		},
+		S3:         S3{StallTimeout: Duration(30 * time.Second)},
 		Transforms: Transforms{Processor: defaultProcessor},
 		StateDir:   "./binlake-state",
 		Log:        Log{Level: "info", Format: "text"},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -33,7 +34,7 @@ var goodConfigs = []struct {
 			c.Delivery.Buffer.Size = 1 * mib
 			c.Delivery.Prefix = "wordpress-db/"
 			c.Target = "file:///var/lib/lake"
-			c.S3 = S3{Region: "us-west-2", Endpoint: "http://127.0.0.1:7070", PathStyle: true}
+			c.S3 = S3{Region: "us-west-2", Endpoint: "http://127.0.0.1:7070", PathStyle: true, StallTimeout: Duration(30 * time.Second)}
 			c.HTTP.Listen = "127.0.0.1:8080"
 			return c
 		},
@@ -51,7 +52,7 @@ var goodConfigs = []struct {
 			c.Delivery.Buffer.Size = 1 * mib
 			c.Delivery.Prefix = "wordpress-db/"
 			c.Target = "file:///var/lib/lake"
-			c.S3 = S3{Region: "us-west-2", Endpoint: "http://127.0.0.1:7070", PathStyle: true}
+			c.S3 = S3{Region: "us-west-2", Endpoint: "http://127.0.0.1:7070", PathStyle: true, StallTimeout: Duration(30 * time.Second)}
 			c.HTTP.Listen = "127.0.0.1:8080"
 			return c
 		},
@@ -91,6 +92,7 @@ var goodConfigs = []struct {
 				},
 				Transforms: Transforms{Processor: defaultProcessor},
 				Target:     "file://./lake",
+				S3:         S3{StallTimeout: Duration(30e9)},
 				StateDir:   "./binlake-state",
 				Log:        Log{Level: "info", Format: "text"},
 			}
@@ -146,6 +148,7 @@ var goodConfigs = []struct {
 					AccessKeyID:     "AKIAEXAMPLE",
 					SecretAccessKey: "from-default",
 					SessionToken:    "${not-a-variable}",
+					StallTimeout:    Duration(30 * time.Second),
 				},
 				StateDir: "/var/lib/binlake/orders",
 				HTTP:     HTTP{Listen: ":9090"},

@@ -294,6 +294,9 @@ func (c *Config) validateS3(ps *problems) {
 	if s.SSE != "" {
 		ps.oneOf("s3.sse", s.SSE, "AES256", "aws:kms")
 	}
+	if s.StallTimeout <= 0 {
+		ps.add("s3.stall_timeout", "must be positive, got %s (e.g. stall_timeout: 30s)", s.StallTimeout)
+	}
 	if s.KMSKeyID != "" && s.SSE != "aws:kms" {
 		ps.add("s3.kms_key_id", "needs s3.sse: aws:kms")
 	}

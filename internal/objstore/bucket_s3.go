@@ -8,10 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
@@ -52,7 +57,18 @@ type S3Options struct {
 	KMSKeyID string
 	// StorageClass of new objects, e.g. STANDARD_IA; empty means STANDARD.
 	StorageClass string
+	// StallTimeout abandons a request whose connection has sent and
+	// received nothing for this long, so that the SDK's retries (and the
+	// caller's) can go on: a server that accepted a connection and went
+	// silent would otherwise hold it for ever. A slow transfer that keeps
+	// moving is not cut. Zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
+
+// DefaultStallTimeout is the S3Options.StallTimeout used when it is zero:
+// longer than S3 takes to answer even a CompleteMultipartUpload of many
+// parts, short enough that a silent server costs only a retry.
+const DefaultStallTimeout = 30 * time.Second
 
 // validate reports every problem with o at once.
 func (o S3Options) validate() error {
@@ -76,6 +92,9 @@ func (o S3Options) validate() error {
 	}
 	if o.SessionToken != "" && o.AccessKeyID == "" {
 		errs = append(errs, errors.New("a session token needs an access key ID and a secret access key"))
+	}
+	if o.StallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("stall timeout %s: must not be negative", o.StallTimeout))
 	}
 	if o.PartSize != 0 && o.PartSize < MinPartSize {
 		errs = append(errs, fmt.Errorf("part size %d: must be 0 (default %d) or at least %d", o.PartSize, DefaultPartSize, MinPartSize))
@@ -126,6 +145,11 @@ func NewS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3, err
 		load = append(load, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, opts.SessionToken)))
 	}
+	stall := opts.StallTimeout
+	if stall == 0 {
+		stall = DefaultStallTimeout
+	}
+	load = append(load, config.WithHTTPClient(stallingClient(stall)))
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
 		return nil, fmt.Errorf("s3 bucket %s: loading AWS config: %w", bucket, err)
@@ -270,4 +294,58 @@ func isNoSuchKey(err error) bool {
 	// operation; smithy.APIError has this method.
 	var apiErr interface{ ErrorCode() string }
 	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchKey"
+}
+
+// stallingClient is the SDK's HTTP client with every connection wrapped in
+// a stallConn. Idle pooled connections are closed before their pending
+// read could stall out.
+func stallingClient(stall time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithReadTimeout(0). // stallConn covers reads and writes
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.IdleConnTimeout = min(tr.IdleConnTimeout, stall*9/10)
+			dial := tr.DialContext
+			if dial == nil {
+				dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+			}
+			tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dial(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &stallConn{Conn: c, stall: stall}, nil
+			}
+		})
+}
+
+// stallConn fails a read or write once the connection has made no progress
+// in either direction for stall. Every read and write moves both deadlines,
+// so writing a request extends the wait for its answer, and a server that
+// stops reading an upload is noticed as well as one that never answers.
+type stallConn struct {
+	net.Conn
+	stall time.Duration
+}
+
+func (c *stallConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetDeadline(time.Now().Add(c.stall)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	return n, c.stalled(err)
+}
+
+func (c *stallConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetDeadline(time.Now().Add(c.stall)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(b)
+	return n, c.stalled(err)
+}
+
+func (c *stallConn) stalled(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("s3 connection to %s stalled: nothing sent or received for %s: %w", c.RemoteAddr(), c.stall, err)
+	}
+	return err
 }
