@@ -277,7 +277,14 @@ func (c *Capture) Run(ctx context.Context) error {
 			c.log.Info("CDC starts", "after_gtid_set", gtids, "from", "cdc_start_position")
 			c.state.GTIDSet = gtids
 		} else {
-			if !given {
+			my := c.cfg.Source.MySQL
+			if at, ok := c.cfg.StartTime(); ok {
+				if file, pos, err = src.positionAt(ctx, mysqlConn{my.Host, my.Port, my.User, my.Password, my.ServerID}, at); err != nil {
+					return fmt.Errorf("cdc_start_position: %w", err)
+				}
+				given = true
+				c.log.Info("cdc_start_position: the first transaction at or after the time", "time", at, "file", file, "pos", pos)
+			} else if !given {
 				if file, pos, err = src.binlogPosition(ctx); err != nil {
 					return err
 				}

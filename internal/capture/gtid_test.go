@@ -275,3 +275,42 @@ func TestStartAtGTIDSet(t *testing.T) {
 		t.Errorf("records after GTID %s: %v, want %s", gtid, got, want)
 	}
 }
+
+// TestStartAtTime: migration cdc with cdc_start_position as a time starts
+// at the first transaction stamped at or after it, found across binlog
+// files; a time before the oldest binlog is refused.
+func TestStartAtTime(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	if err := m.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO shop.items VALUES (1, 'before')", "FLUSH BINARY LOGS",
+		"INSERT INTO shop.items VALUES (2, 'before')"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	at := time.Now().Truncate(time.Second)
+	if err := m.Exec(t.Context(), "INSERT INTO shop.items VALUES (3, 'after')", "UPDATE shop.items SET v = 'changed' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, fmt.Sprintf("migration: cdc\ncdc_start_position: %q\n", at.UTC().Format(time.RFC3339)))
+	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	ctx, stop := context.WithCancel(t.Context())
+	lt.stop, lt.done = stop, make(chan error, 1)
+	go func() { lt.done <- lt.tk.Run(ctx) }()
+	lt.drain(t)
+	var got []string
+	for _, r := range lt.records(t, "items") {
+		if r.meta("record-type") == "data" {
+			got = append(got, r.meta("operation")+" "+string(r.data["id"])+" "+string(r.data["v"]))
+		}
+	}
+	if want := `[insert 3 "after" update 1 "changed"]`; fmt.Sprint(got) != want {
+		t.Errorf("records from %s: %v, want %s", at, got, want)
+	}
+
+	early := newLakeTask(t, m, "migration: cdc\ncdc_start_position: \"2001-01-01T00:00:00Z\"\n")
+	err := task.New(early.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil))).Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "before the oldest binlog") {
+		t.Errorf("a time before the oldest binlog: %v, want it refused", err)
+	}
+}

@@ -54,7 +54,8 @@ type Config struct {
 	// CDCStartPosition is where a new CDC-only task starts reading the
 	// binlog: "now" (the default: the current end of the binlog), a
 	// binlog coordinate "file:pos" such as "mysql-bin.000001:4", or a GTID
-	// set (after the transactions it holds). A task that has a checkpoint
+	// set (after the transactions it holds), or a time (RFC 3339: the first
+	// transaction stamped at or after it). A task that has a checkpoint
 	// resumes from it instead.
 	CDCStartPosition string `yaml:"cdc_start_position"`
 	// BeforeImage adds a before-image object to the update and delete
@@ -456,16 +457,26 @@ func (c *Config) StartGTIDSet() (string, bool) {
 	return "", false
 }
 
-// StartPosition parses CDCStartPosition: ok is false for "now" (or empty)
-// and for a GTID set (StartGTIDSet).
+// StartTime returns CDCStartPosition when it is a time (RFC 3339, e.g.
+// 2026-11-24T08:00:00Z): CDC then starts at the first transaction stamped
+// at or after it.
+func (c *Config) StartTime() (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(c.CDCStartPosition))
+	return t, err == nil
+}
+
+// StartPosition parses CDCStartPosition: ok is false for "now" (or empty),
+// for a GTID set (StartGTIDSet) and for a time (StartTime).
 func (c *Config) StartPosition() (file string, pos uint32, ok bool, err error) {
 	v := c.CDCStartPosition
-	if _, gtid := c.StartGTIDSet(); v == "" || v == "now" || gtid {
+	_, gtid := c.StartGTIDSet()
+	_, at := c.StartTime()
+	if v == "" || v == "now" || gtid || at {
 		return "", 0, false, nil
 	}
 	i := strings.LastIndexByte(v, ':')
 	if i <= 0 || i == len(v)-1 {
-		return "", 0, false, fmt.Errorf("%q: write now, file:pos (e.g. mysql-bin.000001:4) or a GTID set (MariaDB 0-1-100, MySQL uuid:1-57)", v)
+		return "", 0, false, fmt.Errorf("%q: write now, file:pos (e.g. mysql-bin.000001:4), a GTID set (MariaDB 0-1-100, MySQL uuid:1-57) or a time (RFC 3339, e.g. 2026-11-24T08:00:00Z)", v)
 	}
 	n, err := strconv.ParseUint(v[i+1:], 10, 32)
 	if err != nil || n < 4 {

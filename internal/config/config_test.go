@@ -683,6 +683,9 @@ func TestStartPosition(t *testing.T) {
 		{"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-57", "", 0, false, ""},
 		{"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7-9,4e11fa47-71ca-11e1-9e33-c80aa9429562:3", "", 0, false, ""},
 		{"0-1", "", 0, false, "write now, file:pos"},
+		{"2026-11-24T08:00:00Z", "", 0, false, ""},
+		{"2026-11-24T08:00:00.5+01:00", "", 0, false, ""},
+		{"2026-11-24 08:00", "", 0, false, "at least 4"},
 		{"mysql-bin.000042:2", "", 0, false, "at least 4"},
 		{"binlog:4", "", 0, false, "binlog file name"},
 		{"yesterday", "", 0, false, "write now, file:pos"},
@@ -698,8 +701,13 @@ func TestStartPosition(t *testing.T) {
 		if err != nil || file != tc.file || pos != tc.pos || given != tc.given {
 			t.Errorf("%q: %q %d %v %v", tc.in, file, pos, given, err)
 		}
-		if _, gtid := c.StartGTIDSet(); gtid != (tc.file == "" && tc.in != "" && tc.in != "now") {
-			t.Errorf("%q: StartGTIDSet says %v", tc.in, gtid)
+		_, gtid := c.StartGTIDSet()
+		_, at := c.StartTime()
+		if gtid == at && tc.file == "" && tc.in != "" && tc.in != "now" || gtid && at {
+			t.Errorf("%q: StartGTIDSet says %v, StartTime %v", tc.in, gtid, at)
+		}
+		if at != (strings.HasPrefix(tc.in, "2026") && tc.err == "") {
+			t.Errorf("%q: StartTime says %v", tc.in, at)
 		}
 	}
 }
