@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/checkpoint"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lake"
 	"github.com/binlake/binlake/internal/objstore"
@@ -84,22 +85,30 @@ func status(addr string) (task.Status, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
-// TestKillAndRestart runs the real binary, SIGKILLs it 20 times at random
-// moments during the full load and CDC while a workload writes (small
-// buffers, so kills land before, during and after object uploads), restarts
-// it each time, and finally stops it with SIGTERM: the lake must hold every
-// record exactly once and replay to exactly the source, the drained stop
-// must exit 0, and the status API must answer.
+// TestKillAndRestart runs the real binary, SIGKILLs it at random moments
+// while a workload and a ledger write — at least 5 times during the chunked
+// full load and 15 times during CDC, with small buffers, so kills land
+// before, during and after object uploads — restarts it each time, and
+// finally stops it with SIGTERM. The lake must hold every record exactly
+// once and replay to exactly the source; the ledger's rows, which only
+// count up, must show every change in the lake with no gap and no repeat
+// (zero duplicates, zero gaps); the drained stop must exit 0, and the
+// status API must answer.
 func TestKillAndRestart(t *testing.T) {
+	const loadKills, cdcKills = 5, 15
 	m, db := testbed.NewWordPress(t, 1500, 11)
 	ctx := t.Context()
+	ledger, err := testbed.NewLedger(ctx, db, testbed.WordPressDB, 300, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	port, err := testbed.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	lakeDir := filepath.Join(dir, "lake")
+	lakeDir, stateDir := filepath.Join(dir, "lake"), filepath.Join(dir, "state")
 	cfgPath := filepath.Join(dir, "pipeline.yaml")
 	t.Setenv("TEST_MYSQL_PASSWORD", "")
 	yml := fmt.Sprintf(`task: wordpress
@@ -113,6 +122,7 @@ migration: full-load-and-cdc
 tables:
   - include: "wordpress-db.%%"
   - exclude: "wordpress-db.wp_sessions"
+full_load: {chunk_size: 20}
 stream:
   type: embedded
 delivery:
@@ -124,7 +134,7 @@ target: file://%s
 state_dir: %s
 http:
   listen: %s
-`, m.Port, lakeDir, filepath.Join(dir, "state"), addr)
+`, m.Port, lakeDir, stateDir, addr)
 	if err := os.WriteFile(cfgPath, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -135,47 +145,90 @@ http:
 
 	work := testbed.NewWorkload(db, testbed.WordPressDB, 5)
 	workCtx, stopWork := context.WithCancel(ctx)
-	workDone := make(chan error, 1)
+	workDone := make(chan error, 2)
 	go func() { workDone <- work.Run(workCtx, 200) }()
+	go func() { workDone <- ledger.Run(workCtx, 100) }()
 
+	// loading reports whether the checkpoint has a table still to load.
+	loading := func() bool {
+		var st capture.State
+		if _, err := checkpoint.Load(filepath.Join(stateDir, "capture.json"), &st); err != nil || len(st.Tables) == 0 {
+			return true // no checkpoint yet: the load has not started
+		}
+		for _, tp := range st.Tables {
+			if tp.State != capture.StateCompleted {
+				return true
+			}
+		}
+		return false
+	}
+	checkpointTime := func() time.Time {
+		fi, err := os.Stat(filepath.Join(stateDir, "capture.json"))
+		if err != nil {
+			return time.Time{}
+		}
+		return fi.ModTime()
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	logPath := filepath.Join(dir, "binlake.log")
-	for i := range 20 {
+	inLoad, inCDC := 0, 0
+	for kills := 0; inLoad < loadKills || inCDC < cdcKills; kills++ {
+		if kills == 3*(loadKills+cdcKills) {
+			t.Fatalf("after %d kills, %d were during the load and %d during CDC", kills, inLoad, inCDC)
+		}
+		saved := checkpointTime()
 		p := start(t, cfgPath, logPath)
-		// The first kills land early, in the full load; later ones in CDC.
-		wait := time.Duration(100+rng.IntN(1200)) * time.Millisecond
-		if i > 2 {
-			wait += 500 * time.Millisecond
+		// While the load runs, a kill comes up to 100 ms after this run
+		// saved its first chunk (so the load moves on, and is cut often);
+		// then at up to 2 s into CDC.
+		wait := time.Duration(rng.IntN(100)) * time.Millisecond
+		if inLoad >= loadKills {
+			wait = time.Duration(300+rng.IntN(1700)) * time.Millisecond
+		} else {
+			for checkpointTime().Equal(saved) {
+				select {
+				case err := <-p.done:
+					t.Fatalf("binlake exited early: %v\n%s", err, p.logTail())
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
 		}
 		select {
 		case err := <-p.done:
 			t.Fatalf("binlake exited early: %v\n%s", err, p.logTail())
 		case <-time.After(wait):
 		}
+		phase := "CDC"
+		if loading() {
+			phase = "full load"
+			inLoad++
+		} else {
+			inCDC++
+		}
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		<-p.done
-		t.Logf("killed binlake after %s", wait)
+		t.Logf("killed binlake after %s, during the %s", wait, phase)
 	}
 	p := start(t, cfgPath, logPath)
 	stopWork()
-	if err := <-workDone; err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := <-workDone; err != nil {
+			t.Fatal(err)
+		}
 	}
 	want := m.BinlogEnd(t)
 	deadline := time.Now().Add(90 * time.Second)
 	var st task.Status
 	for {
 		st, err = status(addr)
-		if err == nil && st.SourcePosition == want {
+		// The position alone may be the checkpoint's, before capture runs.
+		if err == nil && st.SourcePosition == want && st.Detail == "Load complete, replication ongoing" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not caught up with %s: %+v %v\n%s", want, st, err, p.logTail())
+			t.Fatalf("not caught up with %s (Running, Load complete, replication ongoing): %+v %v\n%s", want, st, err, p.logTail())
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-	if st.Status != task.StatusRunning || st.Detail != "Load complete, replication ongoing" {
-		t.Errorf("status = %s (%s), want Running (Load complete, replication ongoing)", st.Status, st.Detail)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -203,7 +256,19 @@ http:
 	if len(rp.Duplicates) > 0 {
 		t.Errorf("%d records are in the lake more than once, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
 	}
-	for _, name := range []string{"wp_comments", "wp_options", "wp_postmeta", "wp_posts", "wp_stats", "wp_users"} {
+	gaps, checked := ledger.Check(recs)
+	t.Logf("ledger: %d changes at the source, %d records checked in the lake", ledger.Changes(), checked)
+	for i, g := range gaps {
+		if i == 10 {
+			t.Errorf("… %d breaks in all", len(gaps))
+			break
+		}
+		t.Errorf("ledger: %s", g)
+	}
+	if int64(checked) < ledger.Changes() {
+		t.Errorf("the lake holds %d ledger records for %d changes", checked, ledger.Changes())
+	}
+	for _, name := range []string{"wp_comments", "wp_options", "wp_postmeta", "wp_posts", "wp_stats", "wp_users", testbed.LedgerTable} {
 		src, err := capture.ReadTable(ctx, cfg.Source.MySQL, testbed.WordPressDB, name)
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/binlake/binlake/internal/lake"
 )
 
 func TestMariaDB(t *testing.T) {
@@ -294,6 +297,34 @@ func assertSameTables(t *testing.T, db *sql.DB, a, b string) {
 		}
 		if sums[0] != sums[1] {
 			t.Errorf("%s differs between %s and %s", table, a, b)
+		}
+	}
+}
+
+// TestLedgerCheck feeds Ledger.Check lakes with a change missing, a change
+// stored twice and a load row at the wrong place, and a whole one.
+func TestLedgerCheck(t *testing.T) {
+	rec := func(pos, op, key string, seq int) lake.Record {
+		return lake.Record{Schema: WordPressDB, Table: LedgerTable, Type: "data", Op: op, Key: key, Position: pos,
+			Data: map[string]any{"seq": json.Number(fmt.Sprint(seq))}}
+	}
+	l := &Ledger{schema: WordPressDB}
+	whole := []lake.Record{rec("05", "update", "1", 3), rec("01", "update", "1", 1), rec("02", "update", "1", 2),
+		rec("03", "load", "1", 2), rec("04", "insert", "2", 0), rec("06", "update", "2", 1)}
+	if problems, n := l.Check(whole); len(problems) > 0 || n != 6 {
+		t.Errorf("a whole lake: %v, %d checked; want no problem, 6 checked", problems, n)
+	}
+	for name, tc := range map[string]struct {
+		recs []lake.Record
+		want string
+	}{
+		"missing":  {[]lake.Record{rec("01", "update", "1", 1), rec("03", "update", "1", 3)}, "update to seq 3 after seq 1 (1 change(s) missing)"},
+		"repeated": {[]lake.Record{rec("01", "update", "1", 1), rec("01", "update", "1", 1)}, "update to seq 1 after seq 1 (a change repeated or out of order)"},
+		"load":     {[]lake.Record{rec("01", "update", "1", 1), rec("02", "load", "1", 0)}, "load of seq 0 after the lake's changes left seq 1"},
+	} {
+		problems, _ := l.Check(tc.recs)
+		if len(problems) != 1 || !strings.Contains(problems[0], tc.want) {
+			t.Errorf("%s: problems %q, want one containing %q", name, problems, tc.want)
 		}
 	}
 }
