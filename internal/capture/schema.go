@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -242,7 +241,7 @@ func readTableSchema(ctx context.Context, q queryer, t TableName) (*TableSchema,
 			c.Charset = "binary"
 		}
 		if c.DataType == "enum" || c.DataType == "set" {
-			c.Labels = typeLabels(c.Type)
+			c.Labels = change.TypeLabels(c.Type)
 		}
 		if key == "PRI" {
 			pri[c.Name] = true
@@ -268,18 +267,6 @@ func isBinaryString(dataType string) bool {
 		return true
 	}
 	return false
-}
-
-var labelRe = regexp.MustCompile(`'((?:[^']|'')*)'`)
-
-// typeLabels returns the labels of an ENUM or SET COLUMN_TYPE
-// ("enum('a','it”s')").
-func typeLabels(columnType string) []string {
-	var out []string
-	for _, m := range labelRe.FindAllStringSubmatch(columnType, -1) {
-		out = append(out, strings.ReplaceAll(m[1], "''", "'"))
-	}
-	return out
 }
 
 // realType returns column i's type as the table map gives it, with the

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/pingcap/tidb/pkg/parser/mysql"
 	_ "github.com/pingcap/tidb/pkg/parser/test_driver" // the parser's value expressions
 	"github.com/pingcap/tidb/pkg/parser/types"
+
+	"github.com/binlake/binlake/internal/change"
 )
 
 // This file applies DDL statements read from the binlog to the schema
@@ -472,4 +475,29 @@ func isStringType(tp byte) bool {
 		return true
 	}
 	return false
+}
+
+// AlterTableDef applies stmt, a DDL statement on schema.table read at
+// stream-position pos (the statement of a change-columns control record),
+// to the table definition def as the schema history applies DDL, and
+// returns the definition after it: def itself for a statement that leaves
+// the columns as they are. An error says why the statement cannot be
+// applied (unreadable, a clause binlake does not model, a dropped or
+// renamed table). Readers of the lake use it to know a table's columns
+// after a DDL that no row has been written with yet.
+func AlterTableDef(def change.TableDef, schema, table, stmt, pos string) (change.TableDef, error) {
+	t := TableName{Schema: schema, Table: table}
+	ts := &TableSchema{PrimaryKey: slices.Clone(def.PrimaryKey)}
+	for _, c := range def.Columns {
+		ts.Columns = append(ts.Columns, SchemaColumn{Name: c.Name, DataType: c.DataType, Type: c.Type, Nullable: c.Nullable})
+	}
+	h := &SchemaHistory{Databases: map[string]string{}, Tables: map[string][]TableVersion{t.String(): {{Schema: ts}}}}
+	if reason, failed := newDDLParser().applyDDL(h, stmt, schema, pos)[t]; failed {
+		return def, errors.New(reason)
+	}
+	v, _ := h.latest(t.String())
+	if v.Schema == nil {
+		return def, fmt.Errorf("the DDL at %s drops or renames %s: %s", pos, t, abbreviateSQL(stmt))
+	}
+	return v.Schema.def(), nil
 }

@@ -282,6 +282,10 @@ type TableDef struct {
 	PrimaryKey []string
 }
 
+// MarshalJSON writes the definition in the form control records carry
+// (control.table-def), which ParseTableDef reads.
+func (d *TableDef) MarshalJSON() ([]byte, error) { return d.appendJSON(nil), nil }
+
 func (d *TableDef) appendJSON(b []byte) []byte {
 	b = append(b, `{"columns":{`...)
 	for i, c := range d.Columns {

@@ -3,6 +3,8 @@ package change
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strings"
 )
 
 // Metadata columns of the typed lake formats (Parquet, CSV): the fields of
@@ -61,4 +63,17 @@ func ParseTableDef(b []byte) (*TableDef, error) {
 		d.Columns = append(d.Columns, ColumnDef{Name: name, Type: c.Type, DataType: c.DataType, Nullable: c.Nullable})
 	}
 	return d, nil
+}
+
+var labelRe = regexp.MustCompile(`'((?:[^']|'')*)'`)
+
+// TypeLabels returns the labels of an ENUM or SET column type, as
+// information_schema's COLUMN_TYPE writes it ("enum('a','it”s')"), in
+// order.
+func TypeLabels(columnType string) []string {
+	var out []string
+	for _, m := range labelRe.FindAllStringSubmatch(columnType, -1) {
+		out = append(out, strings.ReplaceAll(m[1], "''", "'"))
+	}
+	return out
 }

@@ -269,6 +269,9 @@ delivery:
   compression: gzip
   # Prefix of every object key, after the target's path.
   prefix: %[8]s
+  # Also keep each table's current rows as Parquet files beside the change
+  # log, remade every snapshot.interval (5m): none or snapshot.
+  tables: none
 
 # Where objects go: file:///a/directory or s3://bucket/optional/path.
 target: file:///var/lib/lake

@@ -204,6 +204,11 @@ type Delivery struct {
 	// format-conversion-failed. Empty means the root of Prefix followed
 	// by DefaultErrorLayout; see ErrorKeyTemplate.
 	ErrorPrefix string `yaml:"error_prefix"`
+	// Tables is what binlake keeps beside the change log: TablesNone (the
+	// default) or TablesSnapshot, each table's current rows compacted from
+	// the change log into Parquet files named by a manifest (Snapshot).
+	Tables   string   `yaml:"tables"`
+	Snapshot Snapshot `yaml:"snapshot"`
 	// Partitioning is the layout appended to a plain prefix: "time"
 	// ({schema}/{table}/{yyyy}/{MM}/{dd}/{HH}/, the default) or "hive"
 	// ({schema}/{table}/year={yyyy}/month={MM}/day={dd}/hour={HH}/).
@@ -314,6 +319,8 @@ func defaults() *Config {
 			Parquet:      Parquet{Compression: "snappy", RowGroupSize: 128 * mib},
 			Compression:  "gzip",
 			Partitioning: "time",
+			Tables:       TablesNone,
+			Snapshot:     defaultSnapshot(),
 		},
 		S3:         S3{StallTimeout: Duration(30 * time.Second)},
 		Transforms: Transforms{Processor: defaultProcessor},

@@ -89,6 +89,8 @@ var goodConfigs = []struct {
 					Parquet:      Parquet{Compression: "snappy", RowGroupSize: 128 * mib},
 					Compression:  "gzip",
 					Partitioning: "time",
+					Tables:       TablesNone,
+					Snapshot:     defaultSnapshot(),
 				},
 				Transforms: Transforms{Processor: defaultProcessor},
 				Target:     "file://./lake",
@@ -139,6 +141,8 @@ var goodConfigs = []struct {
 					Compression:  "none",
 					Partitioning: "time",
 					Prefix:       "orders/",
+					Tables:       TablesNone,
+					Snapshot:     defaultSnapshot(),
 				},
 				Transforms: Transforms{Processor: defaultProcessor},
 				Target:     "s3://my-lake/cdc/orders",
@@ -208,6 +212,8 @@ var goodConfigs = []struct {
 			c.Delivery.Format = FormatParquet
 			c.Delivery.Parquet = Parquet{Compression: "zstd", RowGroupSize: 64 * mib}
 			c.Delivery.CSV.Header = true
+			c.Delivery.Tables = TablesSnapshot
+			c.Delivery.Snapshot = Snapshot{Interval: Duration(60e9), FileSize: 64 * mib}
 			c.Target = "file:///srv/lake"
 			return c
 		},
@@ -347,6 +353,12 @@ var badConfigs = []struct {
 		"delivery.parquet.row_group_size: must be between 1KiB and 1GiB, got 2GiB",
 		`before_image: "all" needs delivery.format: json; csv objects hold no before-image`,
 		"include_transaction_details: needs delivery.format: json; csv objects hold no prev-transaction-id",
+	}},
+	{"snapshot.bad.yml", []string{
+		`delivery.tables: must be one of none, snapshot; got "iceberg"`,
+		"delivery.snapshot.interval: must be between 1s and 24h, got 0s (e.g. interval: 5m)",
+		"delivery.snapshot.grace: must be between 0s and 168h, got 200h (e.g. grace: 10m)",
+		"delivery.snapshot.file_size: must be between 1KiB and 1GiB, got 2GiB (e.g. file_size: 128MiB)",
 	}},
 	{"ranges.bad.yml", []string{
 		`task: "my task!" may only contain letters, digits, '_' and '-' (e.g. task: my-task)`,

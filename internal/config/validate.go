@@ -237,6 +237,7 @@ func (c *Config) validateDelivery(ps *problems) {
 		ps.add("delivery.buffer.interval", "must be between 0s and %s, got %s (0 flushes every batch)", maxBufferInterval, d.Buffer.Interval)
 	}
 	c.validateFormat(ps)
+	c.validateLakeTables(ps)
 	ps.oneOf("delivery.compression", d.Compression, "none", "gzip", "zstd", "snappy")
 	ps.oneOf("delivery.partitioning", d.Partitioning, "time", "hive")
 	if strings.HasPrefix(d.Prefix, "/") {

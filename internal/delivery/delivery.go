@@ -633,25 +633,46 @@ func (d *Delivery) keyIn(t *keytemplate.Template, b *buffer, ext string) string 
 
 var objectName = regexp.MustCompile(`-p(\d{4})-(\d{` + strconv.Itoa(change.PositionLen-5) + `})-(\d{` + strconv.Itoa(change.PositionLen-5) + `})\.[a-z.]+$`)
 
-// parseObjectName reads the buffer key ("<partition>|<schema.table>") and
-// the last position back from the name of an object written for task.
-func parseObjectName(task, key string) (string, string, bool) {
+// ObjectName is what the name of a change-log object says it holds.
+type ObjectName struct {
+	Table       string // "schema.table"
+	Partition   int
+	First, Last string // the stream-positions of its first and last record
+}
+
+// ParseObjectName reads the table, partition and position range back from
+// the name of an object written for task (see objectKey); false for any
+// other key.
+func ParseObjectName(task, key string) (ObjectName, bool) {
 	base := key[strings.LastIndexByte(key, '/')+1:]
 	rest, ok := strings.CutPrefix(base, task+"-")
 	if !ok {
-		return "", "", false
+		return ObjectName{}, false
 	}
 	loc := objectName.FindStringSubmatchIndex(rest)
 	if loc == nil || loc[0] == 0 {
+		return ObjectName{}, false
+	}
+	n := ObjectName{Table: rest[:loc[0]]}
+	n.Partition, _ = strconv.Atoi(rest[loc[2]:loc[3]])
+	var err error
+	if n.First, err = expandPosition(rest[loc[4]:loc[5]]); err != nil {
+		return ObjectName{}, false
+	}
+	if n.Last, err = expandPosition(rest[loc[6]:loc[7]]); err != nil {
+		return ObjectName{}, false
+	}
+	return n, true
+}
+
+// parseObjectName reads the buffer key ("<partition>|<schema.table>") and
+// the last position back from the name of an object written for task.
+func parseObjectName(task, key string) (string, string, bool) {
+	n, ok := ParseObjectName(task, key)
+	if !ok {
 		return "", "", false
 	}
-	table := rest[:loc[0]]
-	part, _ := strconv.Atoi(rest[loc[2]:loc[3]])
-	last, err := expandPosition(rest[loc[6]:loc[7]])
-	if err != nil {
-		return "", "", false
-	}
-	return bufKey{table: table, partition: part}.String(), last, true
+	return bufKey{table: n.Table, partition: n.Partition}.String(), n.Last, true
 }
 
 // expandPosition is the inverse of compactPosition.

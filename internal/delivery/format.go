@@ -148,3 +148,21 @@ func encodeTyped(dc config.Delivery, k bufKey, def *tableDef, lines []byte) ([]b
 	body, ext, err := compress(dc.Compression, text)
 	return body, ".csv" + ext, err
 }
+
+// EncodeParquet encodes JSON lines of data records (DMS records as the lake
+// holds them) of one table, table being "schema.table", as a Parquet object
+// in the shape delivery.format: parquet writes (docs/format.md#parquet):
+// the metadata columns, then the columns of def, a table definition in the
+// JSON form control records carry. A record that does not fit def is an
+// error.
+func EncodeParquet(table string, def json.RawMessage, lines []byte, opts config.Parquet) ([]byte, error) {
+	d, err := parseTableDef(def)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := decodeRows(d, lines)
+	if err != nil {
+		return nil, err
+	}
+	return encodeParquet(table, d, rows, opts)
+}

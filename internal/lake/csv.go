@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/binlake/binlake/internal/change"
 )
@@ -91,6 +92,16 @@ func decodeCSV(key string, text []byte, d *csvDefinition) ([]Record, error) {
 		p, err := change.ParsePosition(rec.Position)
 		if err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", key, line, err)
+		}
+		if rec.CommitTime, err = time.Parse("2006-01-02 15:04:05.999999", fields[2].text); err != nil {
+			return nil, fmt.Errorf("%s line %d: _commit_timestamp: %w", key, line, err)
+		}
+		if fields[3].text != "" {
+			id, err := strconv.ParseUint(fields[3].text, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s line %d: _transaction_id: %w", key, line, err)
+			}
+			rec.TransactionID = &id
 		}
 		switch fields[0].text {
 		case "I":

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/lake"
@@ -39,13 +40,15 @@ func TestDecodeCSV(t *testing.T) {
 	rows := "I,0000/0000000001/0000000000000100/0/0000000001/0000000000,2026-11-24 10:00:00.000000,,\"s.t.1\",1,\"a \"\"b\"\"\r\nc\",\r\n" +
 		"U,0000/0000000001/0000000000000500/1/0000000000/0000000000,2026-11-24 10:00:01.000000,7,\"s.t.1\",1,\"\",-1.5e-07\n" +
 		"D,0000/0000000001/0000000000000600/1/0000000000/0000000000,2026-11-24 10:00:02.000000,8,\"s.t.2\",2,\"1\","
+	at := func(sec int) time.Time { return time.Date(2026, 11, 24, 10, 0, sec, 0, time.UTC) }
+	tx := func(id uint64) *uint64 { return &id }
 	want := []lake.Record{
 		{Op: "load", Type: "data", Schema: "s", Table: "t", Key: "s.t.1", Position: "0000/0000000001/0000000000000100/0/0000000001/0000000000",
-			Data: map[string]any{"id": json.Number("1"), "v": "a \"b\"\r\nc", "n": nil}},
+			Data: map[string]any{"id": json.Number("1"), "v": "a \"b\"\r\nc", "n": nil}, CommitTime: at(0)},
 		{Op: "update", Type: "data", Schema: "s", Table: "t", Key: "s.t.1", Position: "0000/0000000001/0000000000000500/1/0000000000/0000000000",
-			Data: map[string]any{"id": json.Number("1"), "v": "", "n": json.Number("-1.5e-07")}},
+			Data: map[string]any{"id": json.Number("1"), "v": "", "n": json.Number("-1.5e-07")}, CommitTime: at(1), TransactionID: tx(7)},
 		{Op: "delete", Type: "data", Schema: "s", Table: "t", Key: "s.t.2", Position: "0000/0000000001/0000000000000600/1/0000000000/0000000000",
-			Data: map[string]any{"id": json.Number("2"), "v": "1", "n": nil}},
+			Data: map[string]any{"id": json.Number("2"), "v": "1", "n": nil}, CommitTime: at(2), TransactionID: tx(8)},
 	}
 	for _, tc := range []struct{ name, text string }{
 		{"no header", rows},

@@ -13,6 +13,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
@@ -33,6 +34,12 @@ type Record struct {
 	Key      string // partition-key-value
 	Position string
 	Object   string // the object it was read from
+	// CommitTime is the record's commit-timestamp; TransactionID its
+	// transaction-id, nil when it has none (load records).
+	CommitTime    time.Time
+	TransactionID *uint64
+	// Statement is a control record's statement (control.statement).
+	Statement string
 	// TableDef is the table definition a control record carries, as JSON
 	// (control.table-def); nil when it carries none.
 	TableDef json.RawMessage
@@ -41,15 +48,18 @@ type Record struct {
 type wire struct {
 	Data    map[string]any `json:"data"`
 	Control struct {
-		TableDef json.RawMessage `json:"table-def"`
+		Statement string          `json:"statement"`
+		TableDef  json.RawMessage `json:"table-def"`
 	} `json:"control"`
 	Metadata struct {
-		RecordType string `json:"record-type"`
-		Operation  string `json:"operation"`
-		Schema     string `json:"schema-name"`
-		Table      string `json:"table-name"`
-		Key        string `json:"partition-key-value"`
-		Position   string `json:"stream-position"`
+		RecordType string  `json:"record-type"`
+		Operation  string  `json:"operation"`
+		Schema     string  `json:"schema-name"`
+		Table      string  `json:"table-name"`
+		Key        string  `json:"partition-key-value"`
+		Position   string  `json:"stream-position"`
+		Commit     string  `json:"commit-timestamp"`
+		TxID       *uint64 `json:"transaction-id"`
 	} `json:"metadata"`
 }
 
@@ -202,10 +212,17 @@ func Decode(key string, body []byte) ([]Record, error) {
 		if err := dec.Decode(&w); err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", key, line, err)
 		}
+		var commit time.Time
+		if w.Metadata.Commit != "" {
+			if commit, err = time.Parse(time.RFC3339Nano, w.Metadata.Commit); err != nil {
+				return nil, fmt.Errorf("%s line %d: commit-timestamp: %w", key, line, err)
+			}
+		}
 		out = append(out, Record{
 			Data: w.Data, Op: w.Metadata.Operation, Type: w.Metadata.RecordType,
 			Schema: w.Metadata.Schema, Table: w.Metadata.Table, Key: w.Metadata.Key,
 			Position: w.Metadata.Position, Object: key,
+			CommitTime: commit, TransactionID: w.Metadata.TxID, Statement: w.Control.Statement,
 		})
 		if len(w.Control.TableDef) > 0 && string(w.Control.TableDef) != "null" {
 			out[len(out)-1].TableDef = w.Control.TableDef

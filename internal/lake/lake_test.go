@@ -66,6 +66,8 @@ func sampleRecords() []change.Record {
 }
 
 func wantSample(object string) []lake.Record {
+	ts := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	var tx0 uint64
 	return []lake.Record{
 		{
 			Data: map[string]any{
@@ -79,12 +81,12 @@ func wantSample(object string) []lake.Record {
 			},
 			Op: "load", Type: "data", Schema: "s", Table: "t", Key: "s.t.1",
 			Position: "0000/0000000001/0000000000000100/0/0000000001/0000000000",
-			Object:   object,
+			Object:   object, CommitTime: ts,
 		},
 		{
 			Op: "truncate-table", Type: "control", Schema: "s", Table: "t", Key: "s.t",
 			Position: "0000/0000000001/0000000000000200/1/0000000000/0000000000",
-			Object:   object,
+			Object:   object, CommitTime: ts, TransactionID: &tx0, Statement: "TRUNCATE t",
 		},
 	}
 }

@@ -97,7 +97,14 @@ func decodeParquet(key string, body []byte) ([]Record, error) {
 						rec.Position = string(v.ByteArray())
 					case change.ColumnKey:
 						rec.Key = string(v.ByteArray())
-					case change.ColumnCommitTime, change.ColumnTxID, change.ColumnZeroDates:
+					case change.ColumnCommitTime:
+						rec.CommitTime = time.UnixMicro(v.Int64()).UTC()
+					case change.ColumnTxID:
+						if !v.IsNull() {
+							id := v.Uint64()
+							rec.TransactionID = &id
+						}
+					case change.ColumnZeroDates:
 					default:
 						x, err := cols[i](v)
 						if err != nil {

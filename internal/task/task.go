@@ -20,6 +20,7 @@ import (
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
+	"github.com/binlake/binlake/internal/lakehouse"
 	"github.com/binlake/binlake/internal/lease"
 	"github.com/binlake/binlake/internal/metrics"
 	"github.com/binlake/binlake/internal/objstore"
@@ -43,6 +44,7 @@ type Task struct {
 
 	capture  *capture.Capture
 	delivery *delivery.Delivery
+	snaps    *snapshots         // delivery.tables: snapshot
 	coord    *lease.Coordinator // a deliver worker sharing the partitions
 	cons     stream.Consumer    // delivery's, for the stream's lag and backlog
 
@@ -144,6 +146,18 @@ func (t *Task) Run(ctx context.Context) (err error) {
 			t.coord = shared.coord
 		}
 	}
+	if delivering && cfg.Delivery.Tables == config.TablesSnapshot {
+		if shared != nil {
+			t.log.Warn("delivery.tables: snapshot: deliver workers that share the stream's partitions make no snapshots (each sees part of the stream); run `binlake snapshot` in one place on a schedule instead")
+		} else {
+			s, err := lakehouse.New(lakehouse.Options{Config: cfg, Bucket: bucket, Logger: t.log.With("component", "snapshot")})
+			if err != nil {
+				t.mu.Unlock()
+				return err
+			}
+			t.snaps = &snapshots{s: s, log: t.log.With("component", "snapshot"), interval: cfg.Delivery.Snapshot.Interval.D()}
+		}
+	}
 	t.mu.Unlock()
 	if delivering {
 		if err := t.delivery.Load(); err != nil {
@@ -201,6 +215,8 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error 
 	drain := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- t.delivery.Run(context.WithoutCancel(ctx), drain) }()
+	t.snaps.start(ctx)
+	defer t.snaps.halt()
 	coordDone := make(chan error, 1)
 	if shared != nil {
 		go func() { coordDone <- shared.coord.Run(ctx) }()
@@ -219,6 +235,7 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error 
 		return fmt.Errorf("delivery: %w", err)
 	}
 	t.log.Info("delivery stopped; checkpoints saved")
+	t.snaps.finish(ctx)
 	return nil
 }
 
@@ -235,6 +252,8 @@ func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.
 	delDone := make(chan error, 1)
 	go func() { capDone <- t.capture.Run(capCtx) }()
 	go func() { delDone <- t.delivery.Run(delCtx, drain) }()
+	t.snaps.start(ctx)
+	defer t.snaps.halt()
 
 	var capErr error
 	select {
@@ -256,12 +275,18 @@ func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.
 	if err := <-delDone; err != nil {
 		return errors.Join(capErr, fmt.Errorf("delivery: %w", err))
 	}
+	t.snaps.finish(ctx)
 	if capErr != nil {
 		return fmt.Errorf("capture: %w", capErr)
 	}
 	t.log.Info("drained; checkpoints saved")
 	return nil
 }
+
+// LockStateDir takes the lock a running task holds on its state
+// directory, for commands that must not run beside it; the function it
+// returns releases it.
+func LockStateDir(dir string) (func(), error) { return lockStateDir(dir) }
 
 // lockStateDir makes sure only one binlake uses a state directory.
 func lockStateDir(dir string) (func(), error) {

@@ -1,0 +1,77 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/cli"
+	"github.com/binlake/binlake/internal/task"
+)
+
+// TestSnapshotCommand runs binlake snapshot on a lake of one table: it
+// prints the table's snapshot, and refuses to run beside a task that holds
+// the state directory.
+func TestSnapshotCommand(t *testing.T) {
+	dir := t.TempDir()
+	lakeDir, state := filepath.Join(dir, "lake"), filepath.Join(dir, "state")
+	path := filepath.Join(dir, "pipeline.yaml")
+	cfg := "task: t\nsource: {mysql: {host: h, user: u}}\ntables: [{include: \"shop.%\"}]\nstream: {partitions: 1}\ntarget: file://" + lakeDir + "\nstate_dir: " + state + "\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	def := &change.TableDef{PrimaryKey: []string{"id"}, Columns: []change.ColumnDef{{Name: "id", Type: "int(11)", DataType: "int"}, {Name: "v", Type: "text", DataType: "text", Nullable: true}}}
+	recs := []change.Record{
+		{Op: change.OpCreateTable, Schema: "shop", Table: "items", TableDef: def, PartitionKey: "shop.items", CommitTime: at,
+			Position: change.Position{File: 1, Offset: 4, Kind: change.KindLoad}},
+		{Op: change.OpLoad, Schema: "shop", Table: "items", Data: change.Row{{Name: "id", Value: int64(1)}, {Name: "v", Value: "a"}},
+			PartitionKey: "shop.items.1", PartitionKeyPK: true, CommitTime: at, Position: change.Position{File: 1, Offset: 4, Kind: change.KindLoad, B: 1}},
+		{Op: change.OpInsert, Schema: "shop", Table: "items", Data: change.Row{{Name: "id", Value: int64(2)}, {Name: "v", Value: "b"}},
+			PartitionKey: "shop.items.2", PartitionKeyPK: true, CommitTime: at, Position: change.Position{File: 1, Offset: 90, Kind: change.KindEvent}},
+	}
+	var body []byte
+	for _, r := range recs {
+		body = append(r.AppendJSON(body), '\n')
+	}
+	digits := func(p change.Position) string { return strings.ReplaceAll(p.String(), "/", "") }
+	obj := filepath.Join(lakeDir, "shop", "items", "t-shop.items-p0000-"+digits(recs[0].Position)+"-"+digits(recs[2].Position)+".json")
+	if err := os.MkdirAll(filepath.Dir(obj), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (int, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Main([]string{"snapshot", "--config", path}, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	code, out := run()
+	if code != cli.ExitOK || !strings.Contains(out, "shop.items") || !strings.Contains(out, "0000/0000000001/0000000000000090/1/0000000000/0000000000") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	fields := strings.Fields(strings.Split(out, "\n")[1])
+	if strings.Join(fields[:6], " ") != "shop.items 1 2 1 3 1" {
+		t.Errorf("table, generation, rows, files, records, written: %v", fields)
+	}
+	if _, err := os.Stat(filepath.Join(lakeDir, "_binlake", "snapshot", "shop", "items", "manifest.json")); err != nil {
+		t.Error(err)
+	}
+
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := task.LockStateDir(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if code, out := run(); code != cli.ExitFailed || !strings.Contains(out, "is in use by another binlake process") {
+		t.Errorf("beside a running task: exit %d: %s", code, out)
+	}
+}
