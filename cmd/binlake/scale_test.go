@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/config"
@@ -40,22 +42,43 @@ func startRole(t *testing.T, cfgPath, role, statePath, httpAddr, logPath string)
 	return p
 }
 
-// TestScaleOutNATSCluster is the scale-out acceptance test: a 3-node NATS
-// cluster holding an R3 stream of 6 partitions, one capture process and
-// three deliver processes (the real binary) sharing the partitions by
-// lease. Mid-run one NATS node is shut down and one deliver worker is
-// SIGKILLed; the two left take its partitions over, and the lake replays to
-// exactly the source without a duplicate.
-func TestScaleOutNATSCluster(t *testing.T) {
-	nodes := testbed.NewNATSCluster(t, 3)
-	var urls []string
-	for _, ns := range nodes {
-		urls = append(urls, fmt.Sprintf("%q", ns.ClientURL()))
-	}
+// scaleOut is a scale-out scenario: one capture process and several
+// deliver processes of the real binary sharing a stream's partitions while
+// a workload writes.
+type scaleOut struct {
+	stream     string // the config's stream section
+	target     string // the config's target (and s3) lines; a file:// lake when empty
+	bucket     func(t *testing.T) objstore.Bucket
+	workers    int
+	kill       int   // the deliver worker SIGKILLed mid-run
+	before     []int // partitions per worker before the kill, sorted
+	after      []int // and after
+	disrupt    func(t *testing.T)
+	sharedName string // what the workers share, for the log
+}
+
+// run starts the processes, waits until the workers hold before, disrupts
+// the stream (sc.disrupt) and SIGKILLs a worker, waits until the others
+// hold after, stops the workload, and checks that the lake replays to
+// exactly the source without a duplicate, and that the processes left exit
+// 0 on SIGTERM.
+func (sc scaleOut) run(t *testing.T) {
 	m, db := testbed.NewWordPress(t, 400, 7)
 	ctx := t.Context()
 	dir := t.TempDir()
-	lakeDir := filepath.Join(dir, "lake")
+	target := sc.target
+	var bucket objstore.Bucket
+	if target == "" {
+		lakeDir := filepath.Join(dir, "lake")
+		target = "target: file://" + lakeDir + "\n"
+		b, err := objstore.NewFile(lakeDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bucket = b
+	} else {
+		bucket = sc.bucket(t)
+	}
 	cfgPath := filepath.Join(dir, "pipeline.yaml")
 	yml := fmt.Sprintf(`task: wordpress
 source:
@@ -63,17 +86,12 @@ source:
 tables:
   - include: "wordpress-db.%%"
   - exclude: "wordpress-db.wp_sessions"
-stream:
-  type: nats
-  partitions: 6
-  nats: {urls: [%s], replicas: 3, lease_ttl: 3s}
-delivery:
+%sdelivery:
   buffer: {size: 64KiB, interval: 300ms}
   prefix: "wordpress-db/"
-target: file://%s
-state_dir: ${BINLAKE_STATE}
+%sstate_dir: ${BINLAKE_STATE}
 http: {listen: "${BINLAKE_HTTP}"}
-`, m.Port, strings.Join(urls, ", "), lakeDir)
+`, m.Port, sc.stream, target)
 	if err := os.WriteFile(cfgPath, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -103,29 +121,27 @@ http: {listen: "${BINLAKE_HTTP}"}
 		addr string
 	}
 	var workers []worker
-	for i := range 3 {
+	for i := range sc.workers {
 		a := addr()
 		workers = append(workers, worker{startRole(t, cfgPath, "deliver", filepath.Join(dir, fmt.Sprint("deliver", i)), a, filepath.Join(dir, fmt.Sprint("deliver", i, ".log"))), a})
 	}
-	shares := func(ws []worker) ([]int, int) {
+	shares := func(ws []worker) []int {
 		var counts []int
-		total := 0
 		for _, w := range ws {
 			st, err := status(w.addr)
 			if err != nil {
-				return nil, 0
+				return nil
 			}
 			counts = append(counts, len(st.DeliverPartitions))
-			total += len(st.DeliverPartitions)
 		}
 		slices.Sort(counts)
-		return counts, total
+		return counts
 	}
 	waitShares := func(ws []worker, want []int) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := time.Now().Add(90 * time.Second)
 		for {
-			got, _ := shares(ws)
+			got := shares(ws)
 			if slices.Equal(got, want) {
 				return
 			}
@@ -139,26 +155,17 @@ http: {listen: "${BINLAKE_HTTP}"}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	waitShares(workers, []int{2, 2, 2})
-	time.Sleep(2 * time.Second) // objects flow from all three
+	waitShares(workers, sc.before)
+	time.Sleep(2 * time.Second) // objects flow from every worker
 
-	// One NATS node goes away — one that does not lead the stream: a
-	// leader's fail-over can reorder the messages in flight (see
-	// TestClusterFailover in internal/stream/natsjs) — and one deliver
-	// worker dies.
-	victim := 0
-	for i, ns := range nodes {
-		if !ns.JetStreamIsStreamLeader("$G", "binlake_wordpress") {
-			victim = i
-		}
+	if sc.disrupt != nil {
+		sc.disrupt(t)
 	}
-	nodes[victim].Shutdown()
-	t.Logf("shut down NATS node n%d", victim+1)
-	workers[1].p.cmd.Process.Signal(syscall.SIGKILL)
-	<-workers[1].p.done
-	left := []worker{workers[0], workers[2]}
-	waitShares(left, []int{3, 3})
-	t.Log("the two deliver workers left took over the dead one's partitions")
+	workers[sc.kill].p.cmd.Process.Signal(syscall.SIGKILL)
+	<-workers[sc.kill].p.done
+	left := slices.Delete(slices.Clone(workers), sc.kill, sc.kill+1)
+	waitShares(left, sc.after)
+	t.Logf("the deliver workers left took over the dead one's %s", sc.sharedName)
 
 	time.Sleep(time.Second)
 	stopWork()
@@ -176,10 +183,6 @@ http: {listen: "${BINLAKE_HTTP}"}
 			t.Fatalf("capture not caught up with %s: %+v %v\n%s", want, st, err, capProc.logTail())
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-	bucket, err := objstore.NewFile(lakeDir)
-	if err != nil {
-		t.Fatal(err)
 	}
 	tables := []string{"wp_comments", "wp_options", "wp_postmeta", "wp_posts", "wp_stats", "wp_users"}
 	sources := map[string]map[string]change.Row{}
@@ -202,14 +205,18 @@ http: {listen: "${BINLAKE_HTTP}"}
 		}
 		return n, rp
 	}
-	deadline = time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(90 * time.Second)
 	for n, _ := mismatches(); n > 0; n, _ = mismatches() {
 		if time.Now().After(deadline) {
 			break // the assertions below list them
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	for _, p := range []*proc{capProc, workers[0].p, workers[2].p} {
+	procs := []*proc{capProc}
+	for _, w := range left {
+		procs = append(procs, w.p)
+	}
+	for _, p := range procs {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-p.done:
@@ -224,6 +231,7 @@ http: {listen: "${BINLAKE_HTTP}"}
 	if len(rp.Duplicates) > 0 {
 		t.Errorf("%d records are in the lake more than once, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
 	}
+	total := 0
 	for _, name := range tables {
 		mm := lake.Compare(rp.Tables[testbed.WordPressDB+"."+name], sources[name])
 		for i, x := range mm {
@@ -235,5 +243,81 @@ http: {listen: "${BINLAKE_HTTP}"}
 		if len(mm) > 0 {
 			t.Errorf("%s: %d mismatches (source %d rows)", name, len(mm), len(sources[name]))
 		}
+		total += len(sources[name])
 	}
+	t.Logf("the lake replays to the source's %d rows exactly", total)
+	if os.Getenv("BINLAKE_KEEP") != "" {
+		exec.Command("cp", "-r", dir, os.Getenv("BINLAKE_KEEP")).Run()
+	}
+}
+
+// TestScaleOutNATSCluster is the scale-out acceptance test: a 3-node NATS
+// cluster holding an R3 stream of 6 partitions, one capture process and
+// three deliver processes (the real binary) sharing the partitions by
+// lease. Mid-run one NATS node is shut down and one deliver worker is
+// SIGKILLed; the two left take its partitions over, and the lake replays to
+// exactly the source without a duplicate.
+func TestScaleOutNATSCluster(t *testing.T) {
+	nodes := testbed.NewNATSCluster(t, 3)
+	var urls []string
+	for _, ns := range nodes {
+		urls = append(urls, fmt.Sprintf("%q", ns.ClientURL()))
+	}
+	scaleOut{
+		stream: fmt.Sprintf(`stream:
+  type: nats
+  partitions: 6
+  nats: {urls: [%s], replicas: 3, lease_ttl: 3s}
+`, strings.Join(urls, ", ")),
+		workers: 3, kill: 1, before: []int{2, 2, 2}, after: []int{3, 3}, sharedName: "partition leases",
+		// One NATS node goes away — one that does not lead the stream: a
+		// leader's fail-over can reorder the messages in flight (see
+		// TestClusterFailover in internal/stream/natsjs).
+		disrupt: func(t *testing.T) {
+			victim := 0
+			for i, ns := range nodes {
+				if !ns.JetStreamIsStreamLeader("$G", "binlake_wordpress") {
+					victim = i
+				}
+			}
+			nodes[victim].Shutdown()
+			t.Logf("shut down NATS node n%d", victim+1)
+		},
+	}.run(t)
+}
+
+// TestScaleOutKafka is the scale-out acceptance test on Kafka: a 3-broker
+// kfake cluster (in the test process) holding a topic of 6 partitions, one
+// capture process and three deliver processes sharing the partitions in a
+// consumer group. Mid-run one broker is removed (kfake moves its partitions'
+// leadership and the group's coordinator to the others) and one deliver
+// worker is SIGKILLed; once its session expires the group gives its
+// partitions to the two left, which read them from the last committed
+// offset and drop what the dead worker had already stored, and the lake
+// replays to exactly the source without a duplicate.
+func TestScaleOutKafka(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var brokers []string
+	for _, a := range c.ListenAddrs() {
+		brokers = append(brokers, fmt.Sprintf("%q", a))
+	}
+	scaleOut{
+		stream: fmt.Sprintf(`stream:
+  type: kafka
+  partitions: 6
+  kafka: {brokers: [%s], session_timeout: 6s}
+`, strings.Join(brokers, ", ")),
+		workers: 3, kill: 1, before: []int{2, 2, 2}, after: []int{3, 3}, sharedName: "partitions (consumer group)",
+		disrupt: func(t *testing.T) {
+			node := c.CoordinatorFor("binlake.wordpress.deliver")
+			if err := c.RemoveNode(node); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("removed kafka broker %d, the group's coordinator", node)
+		},
+	}.run(t)
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Save writes v as JSON to path atomically: after a crash the file holds
@@ -68,4 +69,36 @@ func Load(path string, v any) (bool, error) {
 		return false, fmt.Errorf("checkpoint %s is damaged (%v): restore it from a backup or remove the state directory to start over", path, err)
 	}
 	return true, nil
+}
+
+// Throttled saves a checkpoint that changes often (a stream consumer's
+// positions) at most once per Every, and on demand: a position saved late
+// only means more is read again after a crash, and delivery drops it as
+// already stored. It is not safe for concurrent use; its owner locks.
+type Throttled struct {
+	Path  string
+	Every time.Duration
+
+	dirty   bool
+	savedAt time.Time
+}
+
+// Changed notes that the state differs from what was saved.
+func (t *Throttled) Changed() { t.dirty = true }
+
+// Save writes v if it changed and Every has passed since the last save, or
+// if force is set; savedAt, if not nil, is stamped with the time first.
+func (t *Throttled) Save(v any, savedAt *time.Time, force bool) error {
+	if !t.dirty || (!force && time.Since(t.savedAt) < t.Every) {
+		return nil
+	}
+	now := time.Now()
+	if savedAt != nil {
+		*savedAt = now.UTC()
+	}
+	if err := Save(t.Path, v); err != nil {
+		return err
+	}
+	t.dirty, t.savedAt = false, now
+	return nil
 }

@@ -311,7 +311,7 @@ func defaults() *Config {
 				MaxBytes: 10 * gib,
 			},
 			Kinesis: Kinesis{Create: true},
-			Kafka:   Kafka{Create: true, MaxMessageBytes: mib},
+			Kafka:   Kafka{Create: true, MaxMessageBytes: mib, SessionTimeout: Duration(45 * time.Second)},
 		},
 		Delivery: Delivery{
 			Buffer:       Buffer{Size: 5 * mib, Interval: Duration(60 * time.Second)},

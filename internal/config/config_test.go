@@ -81,7 +81,7 @@ var goodConfigs = []struct {
 					Embedded:     Embedded{MaxAge: Duration(168 * 3600e9), MaxBytes: 10 * gib},
 					NATS:         defaultNATS,
 					Kinesis:      Kinesis{Create: true},
-					Kafka:        Kafka{Create: true, MaxMessageBytes: mib},
+					Kafka:        Kafka{Create: true, MaxMessageBytes: mib, SessionTimeout: Duration(45e9)},
 				},
 				Delivery: Delivery{
 					Buffer:       Buffer{Size: 5 * mib, Interval: Duration(60e9)},
@@ -132,7 +132,7 @@ var goodConfigs = []struct {
 					Embedded:      Embedded{MaxAge: Duration(72 * 3600e9), MaxBytes: 2 * gib, Listen: "127.0.0.1:4222"},
 					NATS:          defaultNATS,
 					Kinesis:       Kinesis{Create: true},
-					Kafka:         Kafka{Create: true, MaxMessageBytes: mib},
+					Kafka:         Kafka{Create: true, MaxMessageBytes: mib, SessionTimeout: Duration(45e9)},
 				},
 				Delivery: Delivery{
 					Buffer:       Buffer{Size: 128_000_000, Interval: 0},
@@ -341,6 +341,7 @@ var badConfigs = []struct {
 		`stream.kafka.topic: "bad topic" is not a valid topic name`,
 		`stream.kafka.replication_factor: must be between 0 (the broker's default) and 32, got -1`,
 		`stream.kafka.max_message_bytes: must be between 64KiB and 64MiB, got 1KiB`,
+		`stream.kafka.session_timeout: must be between 1s and 30m`,
 	}},
 	{"s3.bad.yml", []string{
 		`target: bucket "My_Bucket" is not a valid S3 bucket name`,

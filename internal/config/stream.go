@@ -72,6 +72,24 @@ type Kafka struct {
 	// MaxMessageBytes is the largest record batch sent; larger records
 	// travel in chunks. Keep it at or below the topic's max.message.bytes.
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// Group is the consumer group of the task's deliver workers (role
+	// deliver) defaults to binlake.<task>.deliver; see GroupFor.
+	Group string `yaml:"group"`
+	// SessionTimeout is how long the group waits for a deliver worker that
+	// stopped heartbeating before it gives the worker's partitions to the
+	// others; a worker stops writing a partition once half of it passed
+	// without an answered heartbeat, so it must exceed twice the longest
+	// object upload.
+	SessionTimeout Duration `yaml:"session_timeout"`
+}
+
+// GroupFor is the consumer group of a task's deliver workers: Group, or
+// binlake.<task>.deliver.
+func (k Kafka) GroupFor(task string) string {
+	if k.Group != "" {
+		return k.Group
+	}
+	return "binlake." + task + ".deliver"
 }
 
 // TopicFor is the Kafka topic of a task: Topic, or binlake.<task>.
@@ -189,5 +207,11 @@ func (c *Config) validateKafka(ps *problems) {
 	}
 	if k.MaxMessageBytes < 64*kib || k.MaxMessageBytes > 64*mib {
 		ps.add("stream.kafka.max_message_bytes", "must be between 64KiB and 64MiB, got %s", k.MaxMessageBytes)
+	}
+	if g := k.GroupFor(c.Task); len(g) > 255 || strings.TrimSpace(g) != g {
+		ps.add("stream.kafka.group", "%q is not a usable consumer group name (at most 255 characters, no leading or trailing spaces)", g)
+	}
+	if k.SessionTimeout < Duration(time.Second) || k.SessionTimeout > Duration(30*time.Minute) {
+		ps.add("stream.kafka.session_timeout", "must be between 1s and 30m (and within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms, 6s and 30m by default), got %s", k.SessionTimeout)
 	}
 }

@@ -46,11 +46,19 @@ func TestStreamBackends(t *testing.T) {
 				if got := s.Kafka.TopicFor("wordpress"); got != "binlake.wordpress" {
 					t.Errorf("default topic %q", got)
 				}
-				if s.Kafka.MaxMessageBytes != mib || !s.Kafka.Create {
+				if s.Kafka.MaxMessageBytes != mib || !s.Kafka.Create || s.Kafka.SessionTimeout != Duration(45*time.Second) {
+					t.Errorf("kafka = %+v", s.Kafka)
+				}
+				if got := s.Kafka.GroupFor("wordpress"); got != "binlake.wordpress.deliver" {
+					t.Errorf("default group %q", got)
+				}
+			}},
+		{`stream: {type: kafka, kafka: {brokers: ["k1:9092"], topic: cdc.orders, max_message_bytes: 4MiB, replication_factor: 3, group: orders-lake, session_timeout: 10s}}`,
+			func(t *testing.T, s Stream) {
+				if s.Kafka.GroupFor("wordpress") != "orders-lake" || s.Kafka.SessionTimeout != Duration(10*time.Second) {
 					t.Errorf("kafka = %+v", s.Kafka)
 				}
 			}},
-		{`stream: {type: kafka, kafka: {brokers: ["k1:9092"], topic: cdc.orders, max_message_bytes: 4MiB, replication_factor: 3}}`, nil},
 	} {
 		c, err := Parse([]byte(streamBase + tc.yml + "\n"))
 		if err != nil {

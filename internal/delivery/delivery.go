@@ -116,7 +116,7 @@ type Delivery struct {
 	tf        *transform.Pipeline
 	flushOnly bool // Options.FlushOnDrain
 	fence     func(partition int) error
-	ctl       chan ctlOp // partition hand-overs, run by Run between fetches
+	ctl       control // partition hand-overs, run by Run between fetches
 	buffers   map[bufKey]*buffer
 	fetched   string    // position of the newest record fetched from the stream
 	fetchedAt time.Time // its commit time
@@ -165,7 +165,6 @@ func New(opts Options) *Delivery {
 		tf:        opts.Transform,
 		flushOnly: opts.FlushOnDrain,
 		fence:     opts.Fence,
-		ctl:       make(chan ctlOp),
 		cfg:       opts.Config,
 		cons:      opts.Consumer,
 		bucket:    opts.Bucket,

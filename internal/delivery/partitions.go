@@ -3,8 +3,10 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // A deliver worker that shares the stream with others (see package lease)
@@ -16,31 +18,69 @@ type ctlOp struct {
 	done chan error // nil: nobody waits
 }
 
-// runControl runs the hand-overs that are waiting.
-func (d *Delivery) runControl(ctx context.Context) error {
-	for {
-		select {
-		case op := <-d.ctl:
-			err := op.fn(ctx)
-			if op.done != nil {
-				op.done <- err
-			}
-		default:
-			return nil
+// control is the queue of hand-overs, run in the order they were asked for:
+// a partition lost and then acquired again must be dropped before it is
+// taken anew, never after.
+type control struct {
+	mu  sync.Mutex
+	ops []*ctlOp
+}
+
+func (c *control) push(op *ctlOp) {
+	c.mu.Lock()
+	c.ops = append(c.ops, op)
+	c.mu.Unlock()
+}
+
+// cancel removes op if Run has not taken it yet, and reports whether it did.
+func (c *control) cancel(op *ctlOp) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, o := range c.ops {
+		if o == op {
+			c.ops = slices.Delete(c.ops, i, i+1)
+			return true
 		}
 	}
+	return false
+}
+
+func (c *control) pop() *ctlOp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ops) == 0 {
+		return nil
+	}
+	op := c.ops[0]
+	c.ops = c.ops[1:]
+	return op
+}
+
+// runControl runs the hand-overs that are waiting.
+func (d *Delivery) runControl(ctx context.Context) error {
+	for op := d.ctl.pop(); op != nil; op = d.ctl.pop() {
+		err := op.fn(ctx)
+		if op.done != nil {
+			op.done <- err
+		}
+	}
+	return nil
 }
 
 // do runs fn in Run's goroutine and waits for it, or for ctx.
 func (d *Delivery) do(ctx context.Context, fn func(ctx context.Context) error) error {
-	op := ctlOp{fn: fn, done: make(chan error, 1)}
+	op := &ctlOp{fn: fn, done: make(chan error, 1)}
+	d.ctl.push(op)
 	select {
-	case d.ctl <- op:
+	case err := <-op.done:
+		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		if d.ctl.cancel(op) {
+			return ctx.Err()
+		}
 	}
-	// Once handed over, fn runs to its end: its outcome is the caller's to
-	// know even if ctx ends meanwhile.
+	// Once taken, fn runs to its end: its outcome is the caller's to know
+	// even if ctx ends meanwhile.
 	return <-op.done
 }
 
@@ -106,16 +146,16 @@ func (d *Delivery) ReleasePartition(ctx context.Context, partition int, revoke f
 
 // LosePartition stops delivering partition at once, without writing what
 // is buffered (another worker owns it now and delivers it again); revoke
-// stops reading it. It does not wait.
+// stops reading it. It does not wait, but it is queued before any hand-over
+// asked for after it returns.
 func (d *Delivery) LosePartition(partition int, revoke func() error) {
-	op := ctlOp{fn: func(ctx context.Context) error {
+	d.ctl.push(&ctlOp{fn: func(ctx context.Context) error {
 		d.dropPartition(partition)
 		if err := revoke(); err != nil {
 			d.log.Warn("closing a lost partition's consumer", "partition", partition, "err", err)
 		}
 		return nil
-	}}
-	go func() { d.ctl <- op }()
+	}})
 }
 
 // dropPartition forgets partition's buffers without acknowledging them.

@@ -111,7 +111,10 @@ func (c *Coordinator) Workers() int {
 
 // Fence returns an error unless this worker holds partition's lease and
 // renewed it less than ttl/2 ago: a worker checks it before it writes an
-// object of the partition.
+// object of the partition. On error the partition is given up
+// (Handler.Lost): delivery drops what it buffered, and those records must
+// come again before any later one is written, which only a new owner's
+// consumer, started from the acknowledged prefix, guarantees.
 func (c *Coordinator) Fence(partition int) error {
 	c.mu.Lock()
 	h := c.owned[partition]
@@ -120,6 +123,8 @@ func (c *Coordinator) Fence(partition int) error {
 		return fmt.Errorf("partition %d: this worker does not hold its lease", partition)
 	}
 	if age := time.Since(h.renewed); age > c.opts.TTL/2 {
+		c.drop(partition)
+		c.opts.Handler.Lost(partition)
 		return fmt.Errorf("partition %d: lease not renewed for %s (the lease store is unreachable?); another worker may take it over", partition, age.Round(time.Millisecond))
 	}
 	return nil
@@ -162,6 +167,9 @@ func (c *Coordinator) round(ctx context.Context, member uint64) uint64 {
 		c.mu.Lock()
 		h := c.owned[p]
 		c.mu.Unlock()
+		if h == nil {
+			continue // given up by Fence meanwhile
+		}
 		rev, err := st.Update(ctx, leaseKey(p), me, h.rev)
 		switch {
 		case err == nil:

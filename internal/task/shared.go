@@ -9,18 +9,42 @@ import (
 	"github.com/binlake/binlake/internal/delivery"
 	"github.com/binlake/binlake/internal/lease"
 	"github.com/binlake/binlake/internal/stream"
+	"github.com/binlake/binlake/internal/stream/kafka"
 )
 
-// sharedPartitions connects a deliver worker's leases to its delivery: a
-// partition is read and written while its lease is held.
+// sharer shares the stream's partitions among a task's deliver workers and
+// starts and stops delivering them through a lease.Handler: lease.Coordinator
+// (NATS) or kafka.Group.
+type sharer interface {
+	// Run takes part until ctx is cancelled, then hands every partition
+	// over.
+	Run(ctx context.Context) error
+	Owned() []int
+	Workers() int
+	// Fence is asked before each object of a partition is written.
+	Fence(partition int) error
+}
+
+var (
+	_ sharer = (*lease.Coordinator)(nil)
+	_ sharer = (*kafka.Group)(nil)
+)
+
+// sharedPartitions connects a deliver worker's share of the partitions to
+// its delivery: a partition is read and written while it is this worker's.
 type sharedPartitions struct {
-	coord *lease.Coordinator
+	coord sharer
 	parts *stream.Partitioned
 	d     *delivery.Delivery
 }
 
 func (t *Task) newSharedPartitions(st *openedStream) *sharedPartitions {
 	sp := &sharedPartitions{parts: st.parts}
+	if st.group != nil {
+		st.group.Handle(sp)
+		sp.coord = st.group
+		return sp
+	}
 	host, _ := os.Hostname()
 	sp.coord = lease.New(lease.Options{
 		Store:      st.leases,

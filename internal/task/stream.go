@@ -29,11 +29,12 @@ type openedStream struct {
 	limit   int // the backend's message size limit
 	closers []func() error
 
-	// A deliver-only process on NATS shares the partitions with the
-	// task's other deliver workers: cons is parts, whose partitions follow
-	// the leases in leases.
+	// A deliver-only process on NATS or Kafka shares the partitions with
+	// the task's other deliver workers: cons is parts, whose partitions
+	// follow the leases in leases (NATS) or the consumer group (Kafka).
 	parts  *stream.Partitioned
 	leases lease.Store
+	group  *kafka.Group
 }
 
 func (s *openedStream) close() error {
@@ -167,6 +168,10 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *
 		if !s.consume {
 			return s, nil
 		}
+		if cfg.Role == config.RoleDeliver {
+			s.kafkaShared(st, k.GroupFor(cfg.Task), k.SessionTimeout.D())
+			return s, nil
+		}
 		cons, err := st.Consumer(ctx, consumerName)
 		if err != nil {
 			return nil, fmt.Errorf("stream.kafka: %w", err)
@@ -213,4 +218,15 @@ func (s *openedStream) natsjsShared(ctx context.Context, st *natsjs.Stream, ackW
 	s.cons = s.parts
 	s.closers = append(s.closers, s.parts.Close)
 	return s, nil
+}
+
+// kafkaShared reads the topic as a member of the deliver workers' consumer
+// group: no partition is read until the group assigns it.
+func (s *openedStream) kafkaShared(st *kafka.Stream, group string, sessionTimeout time.Duration) {
+	s.group = st.Group(kafka.GroupOptions{Name: group, SessionTimeout: sessionTimeout})
+	s.parts = stream.NewPartitioned(func(ctx context.Context, p int) (stream.Consumer, error) {
+		return stream.NewUnbatcher(s.group.Partition(p)), nil
+	})
+	s.cons = s.parts
+	s.closers = append(s.closers, s.group.Close, s.parts.Close)
 }

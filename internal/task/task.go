@@ -21,7 +21,6 @@ import (
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
 	"github.com/binlake/binlake/internal/lakehouse"
-	"github.com/binlake/binlake/internal/lease"
 	"github.com/binlake/binlake/internal/metrics"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
@@ -44,9 +43,9 @@ type Task struct {
 
 	capture  *capture.Capture
 	delivery *delivery.Delivery
-	snaps    *snapshots         // delivery.tables: snapshot
-	coord    *lease.Coordinator // a deliver worker sharing the partitions
-	cons     stream.Consumer    // delivery's, for the stream's lag and backlog
+	snaps    *snapshots      // delivery.tables: snapshot
+	coord    sharer          // a deliver worker sharing the partitions
+	cons     stream.Consumer // delivery's, for the stream's lag and backlog
 
 	reg    *prometheus.Registry
 	stream *metrics.Stream // measures the producer capture writes to
@@ -135,7 +134,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	var shared *sharedPartitions
 	if delivering {
 		opts := delivery.Options{Config: cfg, Consumer: cons, Bucket: bucket, StateDir: cfg.StateDir, Logger: t.log.With("component", "delivery"), Transform: tf, FlushOnDrain: !capturing}
-		if st.leases != nil {
+		if st.parts != nil {
 			shared = t.newSharedPartitions(st)
 			opts.Fence = shared.coord.Fence
 		}
@@ -224,12 +223,19 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error 
 	select {
 	case err := <-done:
 		return fmt.Errorf("delivery: %w", err)
+	case err := <-coordDone:
+		if err != nil {
+			return fmt.Errorf("sharing the partitions: %w", err)
+		}
+		<-ctx.Done() // (Run returns early only on error)
 	case <-ctx.Done():
+		if shared != nil {
+			if err := <-coordDone; err != nil {
+				t.log.Error("handing the partitions over", "err", err)
+			}
+		}
 	}
 	t.setStatus(StatusStopping, "")
-	if shared != nil {
-		<-coordDone
-	}
 	close(drain)
 	if err := <-done; err != nil {
 		return fmt.Errorf("delivery: %w", err)

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/binlake/binlake/internal/checkpoint"
 	"github.com/binlake/binlake/internal/stream"
@@ -22,17 +19,15 @@ import (
 // saved offset moves over the contiguous prefix of acknowledged records, so
 // a restart reads again exactly what was not acknowledged.
 type Consumer struct {
-	s    *Stream
-	cl   *kgo.Client
-	path string
+	s  *Stream
+	cl *kgo.Client
 
-	mu      sync.Mutex
-	state   offsetState
-	parts   map[int32]*partition
-	dirty   bool
-	savedAt time.Time
-	seq     uint64
-	closed  bool
+	mu     sync.Mutex
+	state  offsetState
+	saver  checkpoint.Throttled // of state
+	parts  map[int32]*handedOut
+	seq    uint64
+	closed bool
 
 	ra      stream.Reassembler // used by Fetch only
 	backlog atomic.Uint64      // the last Backlog
@@ -74,25 +69,15 @@ type offsetState struct {
 	SavedAt time.Time       `json:"saved_at"`
 }
 
-type partition struct {
-	next     int64 // offset after the last record handed out
-	inflight []*inflight
-}
-
-type inflight struct {
-	offset int64
-	acked  bool
-}
-
 // Consumer opens the named consumer.
 func (s *Stream) Consumer(ctx context.Context, name string) (*Consumer, error) {
-	c := &Consumer{s: s, path: s.statePath(name), parts: map[int32]*partition{}}
-	ok, err := checkpoint.Load(c.path, &c.state)
+	c := &Consumer{s: s, saver: checkpoint.Throttled{Path: s.statePath(name), Every: saveEvery}, parts: map[int32]*handedOut{}}
+	ok, err := checkpoint.Load(c.saver.Path, &c.state)
 	if err != nil {
 		return nil, err
 	}
 	if ok && c.state.FormatVersion != stateVersion {
-		return nil, fmt.Errorf("%s: format_version %d, this binlake reads %d", c.path, c.state.FormatVersion, stateVersion)
+		return nil, fmt.Errorf("%s: format_version %d, this binlake reads %d", c.saver.Path, c.state.FormatVersion, stateVersion)
 	}
 	c.state.FormatVersion, c.state.Topic = stateVersion, s.opts.Topic
 	if c.state.Offsets == nil {
@@ -106,7 +91,7 @@ func (s *Stream) Consumer(ctx context.Context, name string) (*Consumer, error) {
 		} else {
 			start[p] = kgo.NewOffset().AtStart()
 		}
-		c.parts[p] = &partition{next: off}
+		c.parts[p] = &handedOut{next: off}
 	}
 	c.cl, err = kgo.NewClient(
 		kgo.SeedBrokers(s.opts.Brokers...),
@@ -174,53 +159,21 @@ func (c *Consumer) part(r *kgo.Record) (stream.Part, error) {
 	defer c.mu.Unlock()
 	pt := c.parts[r.Partition]
 	if pt == nil {
-		pt = &partition{}
+		pt = &handedOut{}
 		c.parts[r.Partition] = pt
 	}
-	e := &inflight{offset: r.Offset}
-	pt.inflight = append(pt.inflight, e)
-	pt.next = r.Offset + 1
+	e := pt.add(r)
 	c.seq++
-	p := stream.Part{
-		Message: stream.Message{Partition: int(r.Partition), Key: string(r.Key), Data: r.Value},
-		Index:   1, Count: 1, Seq: c.seq,
-		Ack:     func(context.Context) error { c.ack(r.Partition, e); return nil },
-		Discard: func() { c.ack(r.Partition, e) },
-	}
-	for _, h := range r.Headers {
-		switch h.Key {
-		case hdrTable:
-			p.Table = string(h.Value)
-		case hdrOp:
-			p.Op = string(h.Value)
-		case hdrPosition:
-			p.Position = string(h.Value)
-		case hdrCommit:
-			us, _ := strconv.ParseInt(string(h.Value), 10, 64)
-			p.CommitTime = time.UnixMicro(us).UTC()
-		case hdrNoKey:
-			p.Key = ""
-		case hdrChunk:
-			var err error
-			if p.Index, p.Count, err = stream.ParseChunkLabel(string(h.Value)); err != nil {
-				return p, fmt.Errorf("kafka record %d/%d: %w", r.Partition, r.Offset, err)
-			}
-		}
-	}
-	return p, nil
+	return toPart(r, c.seq, func() { c.ack(r.Partition, e) })
 }
 
 func (c *Consumer) ack(p int32, e *inflight) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e.acked = true
-	pt := c.parts[p]
-	i := 0
-	for ; i < len(pt.inflight) && pt.inflight[i].acked; i++ {
-		c.state.Offsets[p] = pt.inflight[i].offset + 1
-		c.dirty = true
+	if resume, ok := c.parts[p].ack(e); ok {
+		c.state.Offsets[p] = resume.Offset
+		c.saver.Changed()
 	}
-	pt.inflight = pt.inflight[i:]
 }
 
 // saveEvery bounds how often offsets are written; an offset saved late only
@@ -228,15 +181,7 @@ func (c *Consumer) ack(p int32, e *inflight) {
 const saveEvery = time.Second
 
 func (c *Consumer) maybeSave(force bool) error {
-	if !c.dirty || (!force && time.Since(c.savedAt) < saveEvery) {
-		return nil
-	}
-	c.state.SavedAt = time.Now().UTC()
-	if err := checkpoint.Save(c.path, &c.state); err != nil {
-		return err
-	}
-	c.dirty, c.savedAt = false, time.Now()
-	return nil
+	return c.saver.Save(&c.state, &c.state.SavedAt, force)
 }
 
 // Pending is the number of records in the topic after the last one handed
@@ -249,63 +194,42 @@ func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
 // unread is the number of records in the topic after the last one handed
 // out; unlike Pending it may be called while Fetch runs.
 func (c *Consumer) unread(ctx context.Context) (uint64, error) {
-	req := kmsg.NewPtrListOffsetsRequest()
-	t := kmsg.NewListOffsetsRequestTopic()
-	t.Topic = c.s.opts.Topic
-	for p := range int32(c.s.opts.Partitions) {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = p
-		rp.Timestamp = -1 // the end
-		t.Partitions = append(t.Partitions, rp)
+	all := make([]int32, c.s.opts.Partitions)
+	for p := range all {
+		all[p] = int32(p)
 	}
-	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, c.cl)
+	ends, err := listOffsets(ctx, c.cl, c.s.opts.Topic, all, atEnd)
 	if err != nil {
-		return 0, fmt.Errorf("kafka list offsets: %w", err)
+		return 0, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var fresh []int32 // nothing handed out nor saved: from the partition's start
 	var n uint64
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-				return 0, fmt.Errorf("kafka list offsets of partition %d: %w", rp.Partition, err)
+	for p, end := range ends {
+		from := int64(0)
+		if pt := c.parts[p]; pt != nil {
+			from = pt.next
+			if pt.next == 0 {
+				from = c.state.Offsets[p]
 			}
-			from := int64(0)
-			if pt := c.parts[rp.Partition]; pt != nil {
-				from = pt.next
-			}
-			if pt := c.parts[rp.Partition]; pt != nil && pt.next == 0 {
-				// Nothing handed out yet: from the saved offset, or the
-				// partition's start.
-				from = c.state.Offsets[rp.Partition]
-				if from == 0 {
-					from = c.startOffset(ctx, rp.Partition)
-				}
-			}
-			if rp.Offset > from {
-				n += uint64(rp.Offset - from)
-			}
+		}
+		if from == 0 {
+			fresh = append(fresh, p)
+			continue
+		}
+		n += uint64(max(end-from, 0))
+	}
+	c.mu.Unlock()
+	if len(fresh) > 0 {
+		starts, err := listOffsets(ctx, c.cl, c.s.opts.Topic, fresh, atStart)
+		if err != nil {
+			return 0, err
+		}
+		for _, p := range fresh {
+			n += uint64(max(ends[p]-starts[p], 0))
 		}
 	}
 	return n, nil
-}
-
-// startOffset is the first offset still in partition p (after retention).
-func (c *Consumer) startOffset(ctx context.Context, p int32) int64 {
-	req := kmsg.NewPtrListOffsetsRequest()
-	t := kmsg.NewListOffsetsRequestTopic()
-	t.Topic = c.s.opts.Topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition = p
-	rp.Timestamp = -2 // the start
-	t.Partitions = append(t.Partitions, rp)
-	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, c.cl)
-	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return 0
-	}
-	return resp.Topics[0].Partitions[0].Offset
 }
 
 // Close saves the offsets and closes the client.

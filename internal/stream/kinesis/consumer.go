@@ -25,15 +25,13 @@ import (
 // a restart reads again exactly what was not acknowledged. Children of a
 // reshard are read only after their parents were read to their end.
 type Consumer struct {
-	s    *Stream
-	path string
+	s *Stream
 
 	mu       sync.Mutex
 	state    fileState
+	saver    checkpoint.Throttled // of state
 	shards   map[string]*shard
 	listedAt time.Time
-	dirty    bool
-	savedAt  time.Time
 	seq      uint64 // local numbering of delivered records, for logs
 	closed   bool
 
@@ -99,15 +97,15 @@ type rec struct {
 func (s *Stream) Consumer(ctx context.Context, name string) (*Consumer, error) {
 	c := &Consumer{
 		s:      s,
-		path:   filepath.Join(s.opts.StateDir, "kinesis-"+s.name+"-"+name+".json"),
+		saver:  checkpoint.Throttled{Path: filepath.Join(s.opts.StateDir, "kinesis-"+s.name+"-"+name+".json"), Every: saveEvery},
 		shards: map[string]*shard{},
 	}
-	ok, err := checkpoint.Load(c.path, &c.state)
+	ok, err := checkpoint.Load(c.saver.Path, &c.state)
 	if err != nil {
 		return nil, err
 	}
 	if ok && c.state.FormatVersion != stateVersion {
-		return nil, fmt.Errorf("%s: format_version %d, this binlake reads %d", c.path, c.state.FormatVersion, stateVersion)
+		return nil, fmt.Errorf("%s: format_version %d, this binlake reads %d", c.saver.Path, c.state.FormatVersion, stateVersion)
 	}
 	c.state.FormatVersion = stateVersion
 	c.state.Stream = s.name
@@ -335,12 +333,12 @@ func (c *Consumer) advance(x *shard) {
 			}
 			x.st.Expect[e.partition] = *e.accept
 		}
-		c.dirty = true
+		c.saver.Changed()
 	}
 	x.inflight = x.inflight[i:]
 	if x.end && len(x.inflight) == 0 && len(x.buf) == 0 && !x.st.Done {
 		x.st.Done = true
-		c.dirty = true
+		c.saver.Changed()
 	}
 }
 
@@ -349,15 +347,7 @@ func (c *Consumer) advance(x *shard) {
 const saveEvery = time.Second
 
 func (c *Consumer) maybeSave(force bool) error {
-	if !c.dirty || (!force && time.Since(c.savedAt) < saveEvery) {
-		return nil
-	}
-	c.state.SavedAt = time.Now().UTC()
-	if err := checkpoint.Save(c.path, &c.state); err != nil {
-		return err
-	}
-	c.dirty, c.savedAt = false, time.Now()
-	return nil
+	return c.saver.Save(&c.state, &c.state.SavedAt, force)
 }
 
 // fill polls the readable shards once; it reports whether any record or
