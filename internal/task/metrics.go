@@ -19,7 +19,7 @@ type collector struct {
 	status, captureLag, deliveryLag, buffered, duplicates, retention, progress *prometheus.Desc
 	records, objects, objectBytes, loadRows, estimatedRows, tableLag, warning  *prometheus.Desc
 	binlogFile, binlogOffset, deliveredCommit                                  *prometheus.Desc
-	streamLag, streamBacklog                                                   *prometheus.Desc
+	streamLag, streamBacklog, streamBytes                                      *prometheus.Desc
 }
 
 func newCollector(t *Task) *collector {
@@ -46,6 +46,7 @@ func newCollector(t *Task) *collector {
 		deliveredCommit: desc("delivered_commit_timestamp_seconds", "The newest source commit time (Unix seconds) among the table's records stored in the lake.", "table"),
 		streamLag:       desc("stream_lag_seconds", "How far delivery's reading is behind the newest record of the stream: Kinesis's MillisBehindLatest of the slowest shard (kinesis only)."),
 		streamBacklog:   desc("stream_backlog_messages", "Stored stream messages delivery has not read yet, a batch counting once (nats, embedded and kafka)."),
+		streamBytes:     desc("stream_bytes", "Bytes an embedded or NATS stream holds: records delivery has not stored, and stored ones younger than max_age."),
 		warning:         desc("warning", "1 while a warning with this code is active (see the status's warnings), else 0.", "code"),
 	}
 }
@@ -53,7 +54,7 @@ func newCollector(t *Task) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.status, c.captureLag, c.deliveryLag, c.buffered, c.duplicates, c.retention, c.progress,
 		c.records, c.objects, c.objectBytes, c.loadRows, c.estimatedRows, c.tableLag, c.warning,
-		c.binlogFile, c.binlogOffset, c.deliveredCommit, c.streamLag, c.streamBacklog} {
+		c.binlogFile, c.binlogOffset, c.deliveredCommit, c.streamLag, c.streamBacklog, c.streamBytes} {
 		ch <- d
 	}
 }
@@ -99,6 +100,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.StreamLagSeconds != nil {
 		gauge(c.streamLag, *s.StreamLagSeconds)
+	}
+	if s.StreamBytes != nil {
+		gauge(c.streamBytes, float64(*s.StreamBytes))
 	}
 	if s.StreamBacklog != nil {
 		gauge(c.streamBacklog, float64(*s.StreamBacklog))

@@ -13,6 +13,7 @@ import (
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
 	"github.com/binlake/binlake/internal/stream"
+	"github.com/binlake/binlake/internal/stream/natsjs"
 	"github.com/binlake/binlake/internal/validate"
 )
 
@@ -48,6 +49,9 @@ type Status struct {
 	// has not read yet, as NATS and Kafka tell (a batch counts once).
 	StreamLagSeconds *float64 `json:"stream_lag_seconds,omitempty"`
 	StreamBacklog    *uint64  `json:"stream_backlog_messages,omitempty"`
+	// StreamBytes is what an embedded or NATS stream holds: the records
+	// delivery has not stored yet, and stored ones younger than max_age.
+	StreamBytes *uint64 `json:"stream_bytes,omitempty"`
 
 	CapturedRecords   uint64        `json:"captured_records"`
 	BufferedBytes     int           `json:"buffered_bytes"`
@@ -120,8 +124,14 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	var ob observation
 	t.mu.Lock()
 	s := Status{Task: t.cfg.Task, Status: t.status, Reason: t.reason, Migration: t.cfg.Migration, StartedAt: t.started}
-	cp, dl, coord, cons := t.capture, t.delivery, t.coord, t.cons
+	cp, dl, coord, cons, roomOf := t.capture, t.delivery, t.coord, t.cons, t.room
 	t.mu.Unlock()
+	var room natsjs.Room
+	if roomOf != nil {
+		room = roomOf()
+		b := uint64(room.Stored)
+		s.StreamBytes = &b
+	}
 	if l, ok := stream.As[stream.Lagger](cons); ok {
 		lag := seconds(l.Lag())
 		s.StreamLagSeconds = &lag
@@ -275,14 +285,12 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 		}
 	}
 	if running {
-		maxAge, maxAgeKey := t.streamRetention()
 		s.Warnings = health{
 			cdc:           t.cfg.Migration != config.MigrationFullLoad,
 			captureBehind: ob.behind,
 			retention:     ob.retention,
-			deliveryLag:   deliveryBehind,
-			streamMaxAge:  maxAge,
-			streamMaxKey:  maxAgeKey,
+			streamRoom:    room,
+			streamMaxKey:  t.streamMaxBytesKey(),
 			tables:        s.Tables,
 			refusal:       t.target.Refusing(),
 			streamWaiting: t.stream.Waiting(time.Now()),
@@ -292,17 +300,17 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 	return s, ob
 }
 
-// streamRetention is the age at which the stream drops records, delivered
-// or not, and the key that sets it; 0 when binlake does not know it (a
-// Kinesis stream's retention period, a Kafka topic's retention.ms).
-func (t *Task) streamRetention() (time.Duration, string) {
+// streamMaxBytesKey is the config key of the stream's size limit; empty
+// for Kinesis and Kafka, whose retention is the stream's own (a retention
+// period, retention.ms) and not binlake's.
+func (t *Task) streamMaxBytesKey() string {
 	switch t.cfg.Stream.Type {
 	case config.StreamEmbedded:
-		return t.cfg.Stream.Embedded.MaxAge.D(), "stream.embedded.max_age"
+		return "stream.embedded.max_bytes"
 	case config.StreamNATS:
-		return t.cfg.Stream.NATS.MaxAge.D(), "stream.nats.max_age"
+		return "stream.nats.max_bytes"
 	}
-	return 0, ""
+	return ""
 }
 
 // loadProgress is a table's full-load progress in percent and its weight in

@@ -35,6 +35,10 @@ type openedStream struct {
 	parts  *stream.Partitioned
 	leases lease.Store
 	group  *kafka.Group
+
+	// room tells how full an embedded or NATS stream is; nil for the
+	// other backends, whose retention binlake does not manage.
+	room func() natsjs.Room
 }
 
 func (s *openedStream) close() error {
@@ -98,11 +102,12 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *
 		s.closers = append(s.closers, func() error { nc.Close(); return nil })
 		st, err := natsjs.Open(ctx, nc, natsjs.Options{
 			Task: cfg.Task, Partitions: sc.Partitions, FileStore: true,
-			MaxAge: sc.Embedded.MaxAge.D(), MaxBytes: int64(sc.Embedded.MaxBytes),
+			MaxAge: sc.Embedded.MaxAge.D(), MaxBytes: int64(sc.Embedded.MaxBytes), Logger: log,
 		})
 		if err != nil {
 			return nil, err
 		}
+		s.keepTrimmed(ctx, st, sc.Embedded.MaxAge.D(), log)
 		s.limit = embedded.MaxMessage
 		return s.natsjs(ctx, st, ackWait)
 	case config.StreamNATS:
@@ -117,11 +122,12 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *
 		s.closers = append(s.closers, func() error { nc.Close(); return nil })
 		st, err := natsjs.Open(ctx, nc, natsjs.Options{
 			Task: cfg.Task, Partitions: sc.Partitions, FileStore: true, Replicas: n.Replicas,
-			MaxAge: n.MaxAge.D(), MaxBytes: int64(n.MaxBytes),
+			MaxAge: n.MaxAge.D(), MaxBytes: int64(n.MaxBytes), Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("stream.nats: %w", err)
 		}
+		s.keepTrimmed(ctx, st, n.MaxAge.D(), log)
 		s.limit = int(nc.MaxPayload())
 		if cfg.Role == config.RoleDeliver {
 			return s.natsjsShared(ctx, st, ackWait, n.LeaseTTL.D())
@@ -181,6 +187,20 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *
 		return s, nil
 	}
 	return nil, fmt.Errorf("stream.type %q is not supported", sc.Type)
+}
+
+// keepTrimmed runs st.KeepTrimmed until the stream is closed (before its
+// connection is): every process that opens an embedded or NATS stream
+// removes delivered records from it, and reports how full it is.
+func (s *openedStream) keepTrimmed(ctx context.Context, st *natsjs.Stream, maxAge time.Duration, log *slog.Logger) {
+	s.room = st.Room
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.KeepTrimmed(ctx, min(max(maxAge/4, time.Second), time.Minute), log)
+	}()
+	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
 }
 
 func (s *openedStream) natsjs(ctx context.Context, st *natsjs.Stream, ackWait time.Duration) (*openedStream, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/binlake/binlake/internal/metrics"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
+	"github.com/binlake/binlake/internal/stream/natsjs"
 	"github.com/binlake/binlake/internal/transform"
 )
 
@@ -43,9 +44,10 @@ type Task struct {
 
 	capture  *capture.Capture
 	delivery *delivery.Delivery
-	snaps    *snapshots      // delivery.tables: snapshot
-	coord    sharer          // a deliver worker sharing the partitions
-	cons     stream.Consumer // delivery's, for the stream's lag and backlog
+	snaps    *snapshots         // delivery.tables: snapshot
+	coord    sharer             // a deliver worker sharing the partitions
+	cons     stream.Consumer    // delivery's, for the stream's lag and backlog
+	room     func() natsjs.Room // how full an embedded or NATS stream is; nil for others
 
 	reg    *prometheus.Registry
 	stream *metrics.Stream // measures the producer capture writes to
@@ -128,6 +130,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}
 
 	t.mu.Lock()
+	t.room = st.room
 	if capturing {
 		t.capture = capture.New(capture.Options{Config: cfg, Producer: prod, StateDir: cfg.StateDir, Logger: t.log.With("component", "capture")})
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/metrics"
+	"github.com/binlake/binlake/internal/stream/natsjs"
 )
 
 // Warning is a condition that turns into an outage if nobody acts on it.
@@ -23,8 +24,8 @@ const (
 	// WarnBinlogRetention: capture is behind the source by more than half
 	// of the source's binlog retention.
 	WarnBinlogRetention = "binlog_retention"
-	// WarnStreamRetention: delivery holds a record older than half of the
-	// stream's max_age (embedded and nats streams).
+	// WarnStreamRetention: an embedded or NATS stream is more than half
+	// full of records delivery has not stored (capture pauses at 90%).
 	WarnStreamRetention = "stream_retention"
 	// WarnTableError: a table is in "Table error".
 	WarnTableError = "table_error"
@@ -48,9 +49,8 @@ type health struct {
 	cdc           bool
 	captureBehind time.Duration // 0: unknown
 	retention     capture.Retention
-	deliveryLag   time.Duration
-	streamMaxAge  time.Duration // 0: unknown
-	streamMaxKey  string        // the config key of streamMaxAge
+	streamRoom    natsjs.Room // zero: not known (Kinesis, Kafka)
+	streamMaxKey  string      // the config key of streamRoom.MaxBytes
 	tables        []TableStatus
 	refusal       metrics.Refusal
 	streamWaiting time.Duration // how long capture's oldest producer call has waited
@@ -67,12 +67,17 @@ func (h health) warnings() []Warning {
 				"find out why capture is behind, or lengthen the retention",
 			roundDuration(h.captureBehind), roundDuration(r.Period), r.From)})
 	}
-	if h.streamMaxAge > 0 && 2*h.deliveryLag > h.streamMaxAge {
-		out = append(out, Warning{Code: WarnStreamRetention, Message: fmt.Sprintf(
-			"delivery holds a record committed %s ago, more than half of the stream's max_age (%s): "+
-				"records still undelivered at max_age are dropped from the stream and lost to the lake; "+
-				"find out why delivery is behind (target_refusing_writes?), or raise %s",
-			roundDuration(h.deliveryLag), roundDuration(h.streamMaxAge), h.streamMaxKey)})
+	if r := h.streamRoom; r.MaxBytes > 0 && (r.Paused || 2*r.Stored > r.MaxBytes) {
+		state := fmt.Sprintf("the stream holds %s, %d%% of its max_bytes (%s), in records delivery has not stored yet",
+			formatBytes(uint64(r.Stored)), 100*r.Stored/r.MaxBytes, formatBytes(uint64(r.MaxBytes)))
+		if r.Paused {
+			state = "capture is paused: " + state + "; it reads the binlog again as delivery frees room"
+		} else {
+			state += fmt.Sprintf("; capture pauses at %d%%", int(100*natsjs.PauseAt))
+		}
+		out = append(out, Warning{Code: WarnStreamRetention, Message: state +
+			"; nothing is dropped, but a long pause eats into the source's binlog retention: " +
+			"find out why delivery is behind (target_refusing_writes?), or raise " + h.streamMaxKey})
 	}
 	for _, t := range h.tables {
 		if t.State == capture.StateError {

@@ -10,6 +10,7 @@ import (
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/metrics"
+	"github.com/binlake/binlake/internal/stream/natsjs"
 )
 
 func TestWarnings(t *testing.T) {
@@ -22,23 +23,25 @@ func TestWarnings(t *testing.T) {
 		codes []string
 		has   string // a substring of the messages
 	}{
-		{name: "healthy", h: health{cdc: true, captureBehind: time.Hour, retention: retention, deliveryLag: time.Minute, streamMaxAge: week}},
+		{name: "healthy", h: health{cdc: true, captureBehind: time.Hour, retention: retention, streamRoom: natsjs.Room{Stored: 100 << 20, MaxBytes: 1 << 30}}},
 		{name: "capture behind half the retention", h: health{cdc: true, captureBehind: week/2 + time.Second, retention: retention},
 			codes: []string{WarnBinlogRetention}, has: "capture is 84h0m1s behind the source, more than half of the source's binlog retention (168h0m0s, binlog_expire_logs_seconds=604800)"},
 		{name: "exactly half is not yet a warning", h: health{cdc: true, captureBehind: week / 2, retention: retention}},
 		{name: "retention 0 means binlogs are kept forever", h: health{cdc: true, captureBehind: 1000 * week, retention: capture.Retention{Known: true}}},
 		{name: "retention unknown", h: health{cdc: true, captureBehind: 1000 * week}},
 		{name: "a full-load task reads no binlog", h: health{captureBehind: week, retention: retention}},
-		{name: "delivery behind half the stream's max_age", h: health{deliveryLag: 90 * time.Minute, streamMaxAge: 2 * time.Hour, streamMaxKey: "stream.nats.max_age"},
-			codes: []string{WarnStreamRetention}, has: "delivery holds a record committed 1h30m0s ago, more than half of the stream's max_age (2h0m0s): records still undelivered at max_age are dropped from the stream and lost to the lake; find out why delivery is behind (target_refusing_writes?), or raise stream.nats.max_age"},
-		{name: "stream retention unknown", h: health{deliveryLag: week}},
+		{name: "stream more than half full", h: health{streamRoom: natsjs.Room{Stored: 600 << 20, MaxBytes: 1 << 30}, streamMaxKey: "stream.nats.max_bytes"},
+			codes: []string{WarnStreamRetention}, has: "the stream holds 600.0MiB, 58% of its max_bytes (1.0GiB), in records delivery has not stored yet; capture pauses at 90%; nothing is dropped, but a long pause eats into the source's binlog retention: find out why delivery is behind (target_refusing_writes?), or raise stream.nats.max_bytes"},
+		{name: "capture paused", h: health{streamRoom: natsjs.Room{Stored: 950 << 20, MaxBytes: 1 << 30, Paused: true}, streamMaxKey: "stream.embedded.max_bytes"},
+			codes: []string{WarnStreamRetention}, has: "capture is paused: the stream holds 950.0MiB, 92% of its max_bytes (1.0GiB), in records delivery has not stored yet; it reads the binlog again as delivery frees room"},
+		{name: "stream room unknown (Kinesis, Kafka)", h: health{}},
 		{name: "table error", h: health{tables: []TableStatus{
 			{Schema: "db", Table: "ok", State: capture.StateCompleted},
 			{Schema: "db", Table: "bad", State: capture.StateError, Error: "full load of db.bad: connection reset"},
 		}}, codes: []string{WarnTableError}, has: `table db.bad is in "Table error": full load of db.bad: connection reset`},
 		{name: "target refusing writes", h: health{refusal: metrics.Refusal{Since: since, Failures: 4, LastErr: "AccessDenied"}},
 			codes: []string{WarnTargetRefusing}, has: "the target has refused 4 write(s) since 2026-01-02T03:04:05Z (last: AccessDenied)"},
-		{name: "all at once, in code order", h: health{cdc: true, captureBehind: week, retention: retention, deliveryLag: week, streamMaxAge: week,
+		{name: "all at once, in code order", h: health{cdc: true, captureBehind: week, retention: retention, streamRoom: natsjs.Room{Stored: 9, MaxBytes: 10},
 			tables:  []TableStatus{{Schema: "db", Table: "a", State: capture.StateError}, {Schema: "db", Table: "b", State: capture.StateError}},
 			refusal: metrics.Refusal{Since: since, Failures: 1}},
 			codes: []string{WarnBinlogRetention, WarnStreamRetention, WarnTableError, WarnTableError, WarnTargetRefusing}},
@@ -132,26 +135,17 @@ db.u   Table error: boom  -      0          0        0        0        0     -  
 	}
 }
 
-func TestStreamRetention(t *testing.T) {
-	tests := []struct {
-		typ  string
-		age  time.Duration
-		key  string
-		want time.Duration
-	}{
-		{config.StreamEmbedded, time.Hour, "stream.embedded.max_age", time.Hour},
-		{config.StreamNATS, 2 * time.Hour, "stream.nats.max_age", 2 * time.Hour},
-		{config.StreamKinesis, time.Hour, "", 0}, // the stream's retention period is not in the config
-		{config.StreamKafka, time.Hour, "", 0},
-	}
-	for _, tt := range tests {
+func TestStreamMaxBytesKey(t *testing.T) {
+	for typ, want := range map[string]string{
+		config.StreamEmbedded: "stream.embedded.max_bytes",
+		config.StreamNATS:     "stream.nats.max_bytes",
+		config.StreamKinesis:  "", // the stream's retention period is not binlake's
+		config.StreamKafka:    "",
+	} {
 		cfg := &config.Config{}
-		cfg.Stream.Type = tt.typ
-		cfg.Stream.Embedded.MaxAge = config.Duration(tt.age)
-		cfg.Stream.NATS.MaxAge = config.Duration(tt.age)
-		got, key := (&Task{cfg: cfg}).streamRetention()
-		if got != tt.want || key != tt.key {
-			t.Errorf("%s: streamRetention() = %s, %q; want %s, %q", tt.typ, got, key, tt.want, tt.key)
+		cfg.Stream.Type = typ
+		if got := (&Task{cfg: cfg}).streamMaxBytesKey(); got != want {
+			t.Errorf("%s: streamMaxBytesKey() = %q, want %q", typ, got, want)
 		}
 	}
 }

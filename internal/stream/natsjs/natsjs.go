@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,13 +41,19 @@ const headerRoom = 8 << 10
 type Options struct {
 	Task       string
 	Partitions int
-	MaxAge     time.Duration
-	MaxBytes   int64
-	Replicas   int
-	FileStore  bool
+	// MaxAge is how long delivered records stay in the stream, and
+	// MaxBytes the most it holds: the producer waits before it would pass
+	// PauseAt of it (see retention.go). Records no consumer has
+	// acknowledged never expire.
+	MaxAge    time.Duration
+	MaxBytes  int64
+	Replicas  int
+	FileStore bool
 	// MaxPayload overrides the server's max_payload as the largest message
 	// published (for tests); records larger than it are sent in chunks.
 	MaxPayload int
+	// Logger, if not nil, receives the warnings of retention.
+	Logger *slog.Logger
 }
 
 // StreamName is the JetStream stream of a task.
@@ -66,6 +73,17 @@ type Stream struct {
 	// disconnects counts the connection's losses: messages sent before one
 	// may be lost while those sent after it are stored.
 	disconnects atomic.Uint64
+
+	room    room
+	trimMu  sync.Mutex     // one Trim at a time
+	trimmed map[int]uint64 // the cut of each partition's last purge
+}
+
+func (s *Stream) log() *slog.Logger {
+	if s.opts.Logger != nil {
+		return s.opts.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // Open creates or updates the task's stream.
@@ -79,12 +97,14 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 		storage = jetstream.FileStorage
 	}
 	cfg := jetstream.StreamConfig{
-		Name:       StreamName(opts.Task),
-		Subjects:   []string{"binlake." + opts.Task + ".*"},
-		Storage:    storage,
-		Retention:  jetstream.LimitsPolicy,
-		Discard:    jetstream.DiscardOld,
-		MaxAge:     opts.MaxAge,
+		Name:      StreamName(opts.Task),
+		Subjects:  []string{"binlake." + opts.Task + ".*"},
+		Storage:   storage,
+		Retention: jetstream.LimitsPolicy,
+		Discard:   jetstream.DiscardOld,
+		// No age limit: records nobody has acknowledged must not expire.
+		// Trim removes delivered ones after opts.MaxAge, and the producer
+		// keeps below MaxBytes, which the server enforces as a last resort.
 		MaxBytes:   opts.MaxBytes,
 		Replicas:   max(opts.Replicas, 1),
 		Duplicates: 2 * time.Minute,
@@ -186,6 +206,9 @@ func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
 			if err := p.Flush(ctx); err != nil {
 				return err
 			}
+		}
+		if err := p.waitRoom(ctx, msgSize(msg.Data, msg.Header, msg.Subject)); err != nil {
+			return err
 		}
 		p.mu.Lock()
 		err := p.sendLocked(ctx, msg)

@@ -1,0 +1,178 @@
+package task_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/objstore"
+	"github.com/binlake/binlake/internal/task"
+	"github.com/binlake/binlake/internal/testbed"
+)
+
+// TestDeliveryOutageOutlastsRetention keeps the object store down for
+// four times the embedded stream's max_age while the source writes more
+// than its max_bytes: undelivered records must neither expire nor be
+// pushed out. Capture pauses before the stream is full (its position stands
+// still while the binlog grows, and the status says why), delivery catches
+// up once the store is back, and the lake replays to exactly the source
+// with every change of the ledger in it.
+func TestDeliveryOutageOutlastsRetention(t *testing.T) {
+	const maxAge = 3 * time.Second
+	outage := 4 * maxAge
+	if os.Getenv("BINLAKE_SOAK") != "" {
+		outage = 2 * time.Minute
+	}
+	m := startWordPress(t, 50)
+	srv := testbed.NewS3(t)
+	if err := srv.CreateBucket(t.Context(), "lake"); err != nil {
+		t.Fatal(err)
+	}
+	proxy := testbed.NewFaultProxy(t, srv.Endpoint)
+	cfg := testConfig(t, m, "s3://lake/cdc", fmt.Sprintf(`s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s, stall_timeout: 1s}
+stream: {type: embedded, embedded: {max_age: %s, max_bytes: 4MiB}}
+delivery: {buffer: {size: 64KiB, interval: 200ms}, prefix: "wordpress-db/"}
+`, proxy.URL, srv.Region, srv.AccessKey, srv.SecretKey, maxAge))
+	bucket, err := objstore.NewS3(t.Context(), "lake", "cdc", objstore.S3Options{
+		Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	ledger, err := testbed.NewLedger(ctx, db, testbed.WordPressDB, 100, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Exec(ctx, "CREATE TABLE `wordpress-db`.bulk (id int AUTO_INCREMENT PRIMARY KEY, body mediumtext NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+
+	tk := task.New(cfg, logger(t))
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- tk.Run(runCtx) }()
+	waitFor(t, 60*time.Second, func() bool { return tk.Status().Detail == "Load complete, replication ongoing" })
+
+	// The writers: the ledger, and rows of 24 KiB, about 1 MiB/s.
+	workCtx, stopWork := context.WithCancel(ctx)
+	workDone := make(chan error, 2)
+	go func() { workDone <- ledger.Run(workCtx, 50) }()
+	go func() {
+		tick := time.NewTicker(25 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-workCtx.Done():
+				workDone <- nil
+				return
+			case <-tick.C:
+			}
+			if _, err := db.ExecContext(workCtx, "INSERT INTO `wordpress-db`.bulk (body) VALUES (?)", strings.Repeat(fmt.Sprintf("%08d", i), 3<<10)); err != nil && workCtx.Err() == nil {
+				workDone <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+
+	proxy.Down()
+	start := time.Now()
+	retention := func() (task.Warning, bool) {
+		for _, w := range tk.Status().Warnings {
+			if w.Code == task.WarnStreamRetention {
+				return w, true
+			}
+		}
+		return task.Warning{}, false
+	}
+	waitFor(t, outage, func() bool { _, ok := retention(); return ok })
+	// Capture stands still while the binlog grows.
+	waitFor(t, outage, func() bool {
+		w, _ := retention()
+		return strings.Contains(w.Message, "capture is paused")
+	})
+	held := tk.Status().SourcePosition
+	for time.Since(start) < outage {
+		time.Sleep(200 * time.Millisecond)
+	}
+	st := tk.Status()
+	w, _ := retention()
+	t.Logf("after %s down: %s; position %s (held at %s, binlog at %s); stream %v bytes", time.Since(start).Round(time.Second), w.Message, st.SourcePosition, held, m.BinlogEnd(t), deref(st.StreamBytes))
+	if st.Status != task.StatusRunning {
+		t.Fatalf("the task is %s (%s), want Running", st.Status, st.Reason)
+	}
+	if st.SourcePosition != held {
+		t.Errorf("capture went on from %s to %s with the stream full: it must wait", held, st.SourcePosition)
+	}
+	if m.BinlogEnd(t) == held {
+		t.Errorf("the binlog did not grow while capture waited: the test shows nothing")
+	}
+	if st.StreamBytes == nil || *st.StreamBytes > 4<<20 {
+		t.Errorf("the stream holds %v bytes, more than its max_bytes of 4 MiB", deref(st.StreamBytes))
+	}
+
+	if err := proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	stopWork()
+	for range 2 {
+		if err := <-workDone; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCaughtUp(t, tk, m)
+	waitFor(t, 60*time.Second, func() bool { _, ok := retention(); return !ok })
+	// Delivered records leave the stream once older than max_age.
+	waitFor(t, 30*time.Second, func() bool {
+		st := tk.Status()
+		return st.StreamBytes != nil && *st.StreamBytes < 64<<10
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("task: %v", err)
+	}
+
+	recs, err := lake.Read(ctx, bucket, cfg.Delivery.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaps, checked := ledger.Check(recs)
+	t.Logf("ledger: %d changes at the source, %d records in the lake", ledger.Changes(), checked)
+	for i, g := range gaps {
+		if i == 10 {
+			t.Errorf("… %d breaks in all", len(gaps))
+			break
+		}
+		t.Errorf("ledger: %s", g)
+	}
+	rp := assertLakeEqualsSource(t, bucket, cfg, false)
+	for _, name := range []string{testbed.LedgerTable, "bulk"} {
+		src, err := capture.ReadTable(ctx, cfg.Source.MySQL, testbed.WordPressDB, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mm := lake.Compare(rp.Tables[testbed.WordPressDB+"."+name], src); len(mm) > 0 {
+			t.Errorf("%s: %d mismatches (source %d rows), e.g. %s", name, len(mm), len(src), mm[0])
+		}
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
