@@ -153,6 +153,9 @@ type buffer struct {
 	errs map[string]*bytes.Buffer // error output lines of failed records, by kind
 }
 
+// dataPool keeps the memory of buffers whose object was written.
+var dataPool sync.Pool
+
 // New returns a Delivery; Run starts it.
 func New(opts Options) *Delivery {
 	keys, err := keytemplate.Parse(opts.Config.Delivery.Prefix, opts.Config.Delivery.KeyLayout())
@@ -380,6 +383,9 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered, res transform.O
 	}
 	if b == nil {
 		b = &buffer{key: k, opened: time.Now(), oldest: m.CommitTime, def: d.shape(k, m)}
+		if p, ok := dataPool.Get().([]byte); ok {
+			b.data = *bytes.NewBuffer(p[:0])
+		}
 		d.mu.Lock()
 		d.buffers[k] = b
 		d.mu.Unlock()
@@ -541,6 +547,11 @@ func (d *Delivery) flush(ctx context.Context, b *buffer) error {
 	if err != nil {
 		return err
 	}
+	// The object is encoded and stored: its buffer's memory serves the
+	// next one (growing a fresh buffer to megabytes costs more than
+	// encoding it).
+	dataPool.Put(b.data.Bytes()[:0]) //nolint:staticcheck
+	b.data = bytes.Buffer{}
 	for _, m := range b.msgs {
 		if err := m.Ack(ctx); err != nil {
 			// Not fatal: the message comes again and is dropped as stored.

@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // Batching: one stream message may carry several records of one partition,
@@ -225,7 +228,8 @@ func EncodeBatch(msgs []*Message) *Message {
 	for _, m := range msgs {
 		n += size(m)
 	}
-	data := make([]byte, 0, n)
+	data := batchPool.Get().([]byte)[:0]
+	data = slices.Grow(data, n)
 	data = append(data, batchMagic...)
 	data = binary.AppendUvarint(data, uint64(len(msgs)))
 	str := func(s []byte) { data = binary.AppendUvarint(data, uint64(len(s))); data = append(data, s...) }
@@ -237,6 +241,13 @@ func EncodeBatch(msgs []*Message) *Message {
 		str([]byte(m.Key))
 		str(m.Data)
 	}
+	// Compressed: JSON records shrink four to eight times with S2 at over
+	// a GB/s, and every byte saved is one the stream stores, caches,
+	// replicates and (on Kinesis) bills.
+	z := make([]byte, len(compressedMagic), len(compressedMagic)+s2.MaxEncodedLen(len(data)))
+	copy(z, compressedMagic)
+	z = z[:len(z)+len(s2.Encode(z[len(z):cap(z)], data))]
+	batchPool.Put(data[:0]) //nolint:staticcheck // a slice header is small
 	first, last := msgs[0], msgs[len(msgs)-1]
 	return &Message{
 		Partition:  first.Partition,
@@ -244,9 +255,16 @@ func EncodeBatch(msgs []*Message) *Message {
 		Position:   first.Position + ".." + last.Position,
 		Op:         OpBatch,
 		CommitTime: last.CommitTime,
-		Data:       data,
+		Data:       z,
 	}
 }
+
+// compressedMagic starts a batch whose envelope (from batchMagic on) is
+// S2-compressed (github.com/klauspost/compress/s2, block format).
+const compressedMagic = "BLZ1"
+
+// batchPool keeps the buffers envelopes are built in before compression.
+var batchPool = sync.Pool{New: func() any { return []byte(nil) }}
 
 var errBatch = errors.New("malformed batch")
 
@@ -254,6 +272,12 @@ var errBatch = errors.New("malformed batch")
 // Their Data share the batch's memory.
 func DecodeBatch(m *Message) ([]Message, error) {
 	data := m.Data
+	if len(data) >= len(compressedMagic) && string(data[:len(compressedMagic)]) == compressedMagic {
+		var err error
+		if data, err = s2.Decode(nil, data[len(compressedMagic):]); err != nil {
+			return nil, fmt.Errorf("batch %s: %w: %v", m.Position, errBatch, err)
+		}
+	}
 	if len(data) < len(batchMagic) || string(data[:len(batchMagic)]) != batchMagic {
 		return nil, fmt.Errorf("batch %s: %w: no %q header", m.Position, errBatch, batchMagic)
 	}
