@@ -113,3 +113,35 @@ func BinlogFileNumber(name string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// CompactPosition drops the separators of a stream-position, as object
+// names carry it: the fields are fixed-width, so the digits sort the same
+// way.
+func CompactPosition(p string) string { return strings.ReplaceAll(p, "/", "") }
+
+// ExpandPosition is the inverse of CompactPosition; the digits must make a
+// valid position.
+func ExpandPosition(digits string) (string, error) {
+	if len(digits) != PositionLen-5 {
+		return "", fmt.Errorf("position digits %q: want %d digits", digits, PositionLen-5)
+	}
+	p, err := ParsePosition(WithSeparators(digits))
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+}
+
+// WithSeparators puts the field separators back into PositionLen-5 digits,
+// without checking that they make a valid position.
+func WithSeparators(digits string) string {
+	var b strings.Builder
+	for i, w := range []int{epochWidth, fileWidth, offsetWidth, 1, aWidth, bWidth} {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(digits[:w])
+		digits = digits[w:]
+	}
+	return b.String()
+}

@@ -209,10 +209,28 @@ type Delivery struct {
 	// the change log into Parquet files named by a manifest (Snapshot).
 	Tables   string   `yaml:"tables"`
 	Snapshot Snapshot `yaml:"snapshot"`
+	// Compaction merges small objects of the change log into large ones.
+	Compaction Compaction `yaml:"compaction"`
+	// Retention deletes change-log objects whose newest record was
+	// committed longer ago than this; 0 keeps them all. With tables:
+	// snapshot, only objects a snapshot holds are deleted.
+	Retention Duration `yaml:"retention"`
 	// Partitioning is the layout appended to a plain prefix: "time"
 	// ({schema}/{table}/{yyyy}/{MM}/{dd}/{HH}/, the default) or "hive"
 	// ({schema}/{table}/year={yyyy}/month={MM}/day={dd}/hour={HH}/).
 	Partitioning string `yaml:"partitioning"`
+}
+
+// Root is the text of the prefix template before its first placeholder:
+// every object key starts with it, and binlake's own objects live under
+// Root()+"_binlake/". Empty for a prefix that does not parse (Validate
+// says why).
+func (d Delivery) Root() string {
+	t, err := keytemplate.Parse(d.Prefix, d.KeyLayout())
+	if err != nil {
+		return ""
+	}
+	return t.Root()
 }
 
 // KeyLayout is the layout appended to a plain prefix.
@@ -321,6 +339,7 @@ func defaults() *Config {
 			Partitioning: "time",
 			Tables:       TablesNone,
 			Snapshot:     defaultSnapshot(),
+			Compaction:   defaultCompaction(),
 		},
 		S3:         S3{StallTimeout: Duration(30 * time.Second)},
 		Transforms: Transforms{Processor: defaultProcessor},

@@ -91,6 +91,7 @@ var goodConfigs = []struct {
 					Partitioning: "time",
 					Tables:       TablesNone,
 					Snapshot:     defaultSnapshot(),
+					Compaction:   defaultCompaction(),
 				},
 				Transforms: Transforms{Processor: defaultProcessor},
 				Target:     "file://./lake",
@@ -143,6 +144,7 @@ var goodConfigs = []struct {
 					Prefix:       "orders/",
 					Tables:       TablesNone,
 					Snapshot:     defaultSnapshot(),
+					Compaction:   defaultCompaction(),
 				},
 				Transforms: Transforms{Processor: defaultProcessor},
 				Target:     "s3://my-lake/cdc/orders",
@@ -214,6 +216,8 @@ var goodConfigs = []struct {
 			c.Delivery.CSV.Header = true
 			c.Delivery.Tables = TablesSnapshot
 			c.Delivery.Snapshot = Snapshot{Interval: Duration(60e9), FileSize: 64 * mib}
+			c.Delivery.Compaction = Compaction{Enabled: true, Interval: Duration(300e9), TargetSize: 32 * mib, Grace: Duration(60e9)}
+			c.Delivery.Retention = Duration(720 * 3600e9)
 			c.Target = "file:///srv/lake"
 			return c
 		},
@@ -360,6 +364,10 @@ var badConfigs = []struct {
 		"delivery.snapshot.interval: must be between 1s and 24h, got 0s (e.g. interval: 5m)",
 		"delivery.snapshot.grace: must be between 0s and 168h, got 200h (e.g. grace: 10m)",
 		"delivery.snapshot.file_size: must be between 1KiB and 1GiB, got 2GiB (e.g. file_size: 128MiB)",
+		"delivery.compaction.interval: must be between 1s and 24h, got 48h (e.g. interval: 10m)",
+		"delivery.compaction.target_size: must be between 1KiB and 5GiB, got 512B (e.g. target_size: 64MiB)",
+		"delivery.compaction.grace: must be between 0s and 168h, got -1s (e.g. grace: 10m)",
+		"delivery.retention: must be 0 (keep every object) or at least 1m, got 30s (e.g. retention: 720h)",
 	}},
 	{"ranges.bad.yml", []string{
 		`task: "my task!" may only contain letters, digits, '_' and '-' (e.g. task: my-task)`,

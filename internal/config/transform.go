@@ -144,14 +144,29 @@ const DefaultErrorLayout = "errors/{kind}/{yyyy}/{MM}/{dd}/{HH}/"
 func (d Delivery) ErrorKeyTemplate(kind string) string {
 	p := d.ErrorPrefix
 	if p == "" {
-		root := ""
-		if t, err := keytemplate.Parse(d.Prefix, d.KeyLayout()); err == nil {
-			root = t.Root()
-		}
-		p = root + DefaultErrorLayout
+		p = d.Root() + DefaultErrorLayout
 	}
 	p = strings.ReplaceAll(p, "!{firehose:error-output-type}", kind)
 	return strings.ReplaceAll(p, "{kind}", kind)
+}
+
+// ErrorRoots are the roots of the error output's key templates that are
+// not the root of delivery.prefix: the error objects under them are named
+// like change-log objects but hold Firehose error records, so readers of
+// the change log leave them out.
+func (d Delivery) ErrorRoots() []string {
+	root := d.Root()
+	var out []string
+	for _, kind := range ErrorKinds {
+		t, err := keytemplate.Parse(d.ErrorKeyTemplate(kind), "")
+		if err != nil {
+			continue
+		}
+		if r := t.Root(); r != "" && r != root {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Ranges checked by validateTransforms.

@@ -238,6 +238,7 @@ func (c *Config) validateDelivery(ps *problems) {
 	}
 	c.validateFormat(ps)
 	c.validateLakeTables(ps)
+	c.validateCompaction(ps)
 	ps.oneOf("delivery.compression", d.Compression, "none", "gzip", "zstd", "snappy")
 	ps.oneOf("delivery.partitioning", d.Partitioning, "time", "hive")
 	if strings.HasPrefix(d.Prefix, "/") {

@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +23,7 @@ import (
 	"github.com/binlake/binlake/internal/checkpoint"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/keytemplate"
+	"github.com/binlake/binlake/internal/objectkey"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/transform"
@@ -232,17 +233,12 @@ func (d *Delivery) recover(ctx context.Context, existed bool) error {
 			d.log.Warn("no delivery checkpoint: rebuilt the stored positions from the lake", "objects", found)
 		}
 	}
+	stored, err := d.storedObjects(ctx)
+	if err != nil {
+		return err
+	}
 	for k, in := range d.state.Pending {
-		exists := false
-		err := d.bucket.List(ctx, in.Key, func(key string, size int64) error {
-			if key == in.Key {
-				exists = true
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("checking %s: %w", in.Key, err)
-		}
+		exists := stored(in.Key)
 		if exists {
 			d.commitLocked(k, in)
 			d.log.Info("recovered an object written before a crash", "key", in.Key)
@@ -255,6 +251,40 @@ func (d *Delivery) recover(ctx context.Context, existed bool) error {
 		delete(d.state.Pending, k)
 	}
 	return d.saveLocked()
+}
+
+// storedObjects lists the lake when objects are pending and returns
+// whether a pending object is stored: listed itself, or covered by an
+// object compaction made of it (and perhaps already deleted it).
+func (d *Delivery) storedObjects(ctx context.Context) (func(key string) bool, error) {
+	if len(d.state.Pending) == 0 {
+		return func(string) bool { return false }, nil
+	}
+	listed := map[string]bool{}
+	var names []objectkey.Name
+	errorRoots := d.cfg.Delivery.ErrorRoots()
+	err := d.bucket.List(ctx, d.keys.Root(), func(key string, size int64) error {
+		listed[key] = true
+		for _, r := range errorRoots {
+			if strings.HasPrefix(key, r) {
+				return nil // error output: named like objects, never compacted
+			}
+		}
+		if n, ok := objectkey.Parse(key); ok {
+			names = append(names, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checking the objects a crash left pending: %w", err)
+	}
+	return func(key string) bool {
+		if listed[key] {
+			return true
+		}
+		n, ok := objectkey.Parse(key)
+		return ok && slices.ContainsFunc(names, func(m objectkey.Name) bool { return m.Covers(n) })
+	}, nil
 }
 
 // Stats returns a copy of the per-table statistics.
@@ -638,81 +668,25 @@ func (d *Delivery) keyIn(t *keytemplate.Template, b *buffer, ext string) string 
 	if dir != "" && !strings.HasSuffix(dir, "/") {
 		dir += "/"
 	}
-	return fmt.Sprintf("%s%s-%s-p%04d-%s-%s%s", dir, d.cfg.Task, b.key.table, b.key.partition, compactPosition(b.first.Position), compactPosition(b.last), ext)
-}
-
-var objectName = regexp.MustCompile(`-p(\d{4})-(\d{` + strconv.Itoa(change.PositionLen-5) + `})-(\d{` + strconv.Itoa(change.PositionLen-5) + `})\.[a-z.]+$`)
-
-// ObjectName is what the name of a change-log object says it holds.
-type ObjectName struct {
-	Table       string // "schema.table"
-	Partition   int
-	First, Last string // the stream-positions of its first and last record
-}
-
-// ParseObjectName reads the table, partition and position range back from
-// the name of an object written for task (see objectKey); false for any
-// other key.
-func ParseObjectName(task, key string) (ObjectName, bool) {
-	base := key[strings.LastIndexByte(key, '/')+1:]
-	rest, ok := strings.CutPrefix(base, task+"-")
-	if !ok {
-		return ObjectName{}, false
-	}
-	loc := objectName.FindStringSubmatchIndex(rest)
-	if loc == nil || loc[0] == 0 {
-		return ObjectName{}, false
-	}
-	n := ObjectName{Table: rest[:loc[0]]}
-	n.Partition, _ = strconv.Atoi(rest[loc[2]:loc[3]])
-	var err error
-	if n.First, err = expandPosition(rest[loc[4]:loc[5]]); err != nil {
-		return ObjectName{}, false
-	}
-	if n.Last, err = expandPosition(rest[loc[6]:loc[7]]); err != nil {
-		return ObjectName{}, false
-	}
-	return n, true
+	return objectkey.Format(dir, d.cfg.Task, b.key.table, b.key.partition, b.first.Position, b.last, ext)
 }
 
 // parseObjectName reads the buffer key ("<partition>|<schema.table>") and
 // the last position back from the name of an object written for task.
 func parseObjectName(task, key string) (string, string, bool) {
-	n, ok := ParseObjectName(task, key)
+	n, ok := objectkey.Parse(key)
 	if !ok {
 		return "", "", false
 	}
-	return bufKey{table: n.Table, partition: n.Partition}.String(), n.Last, true
+	table, ok := n.Table(task)
+	if !ok {
+		return "", "", false
+	}
+	return bufKey{table: table, partition: n.Partition}.String(), n.Last, true
 }
 
-// expandPosition is the inverse of compactPosition.
-func expandPosition(digits string) (string, error) {
-	if len(digits) != change.PositionLen-5 {
-		return "", fmt.Errorf("position digits %q: want %d digits", digits, change.PositionLen-5)
-	}
-	p, err := change.ParsePosition(withSlashes(digits))
-	if err != nil {
-		return "", err
-	}
-	return p.String(), nil
-}
-
-// withSlashes puts the field separators back into compact position digits.
-func withSlashes(digits string) string {
-	var b strings.Builder
-	for i, w := range []int{4, 10, 16, 1, 10, 10} {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		b.WriteString(digits[:w])
-		digits = digits[w:]
-	}
-	return b.String()
-}
-
-// compactPosition drops the separators of a stream-position; the fields are
-// fixed-width, so the digits sort the same way.
-func compactPosition(p string) string { return strings.ReplaceAll(p, "/", "") }
+// compactPosition drops the separators of a stream-position.
+func compactPosition(p string) string { return change.CompactPosition(p) }
 
 // Duplicates is the number of re-sent records dropped because the lake
 // already held them.

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/checkpoint"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/objectkey"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/stream/memstream"
@@ -336,4 +338,82 @@ func TestObjectNameRoundTrip(t *testing.T) {
 	if _, _, ok := parseObjectName("t2", key); ok {
 		t.Errorf("an object of task t1 parsed as task t2's")
 	}
+}
+
+// TestPendingObjectCompacted: delivery stops right after an upload, before
+// it records the object as stored; compaction then merges that object
+// with the others of its table partition and deletes them. The restarted
+// delivery counts the pending object as stored, since the merged object
+// covers it: nothing is written twice.
+func TestPendingObjectCompacted(t *testing.T) {
+	cfg := testConfig(t, "delivery: {buffer: {size: 1KiB, interval: 0s}, prefix: lake/, compression: none}\n")
+	dir := t.TempDir()
+	mem := objstore.NewMemory()
+	l := memstream.New()
+	want := publish(t, l, 0, 40)
+	drain(t, cfg, l, mem, dir) // an object per table partition
+	want = append(want, publish(t, l, 40, 40)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cb := &crashingBucket{Bucket: mem, n: 3, after: true, cancel: cancel}
+	drainNow := make(chan struct{})
+	close(drainNow)
+	if err := New(Options{Config: cfg, Consumer: l.Consumer(), Bucket: cb, StateDir: dir, Logger: quiet}).Run(ctx, drainNow); err == nil {
+		t.Fatal("delivery did not stop at the simulated crash")
+	}
+	var state State
+	if _, err := checkpoint.Load(filepath.Join(dir, "delivery.json"), &state); err != nil || len(state.Pending) != 1 {
+		t.Fatalf("pending after the crash: %v %v", state.Pending, err)
+	}
+	var pending *Intent
+	for _, in := range state.Pending {
+		pending = in
+	}
+	// Compaction: one object per table partition, the parts deleted.
+	groups := map[string][]objectkey.Name{}
+	mem.List(context.Background(), "lake/", func(key string, _ int64) error {
+		if n, ok := objectkey.Parse(key); ok {
+			groups[fmt.Sprint(n.Head, n.Partition)] = append(groups[fmt.Sprint(n.Head, n.Partition)], n)
+		}
+		return nil
+	})
+	covered := false
+	for _, parts := range groups {
+		if len(parts) < 2 {
+			continue
+		}
+		var text []byte
+		for _, n := range parts {
+			b, _ := mem.Get(context.Background(), n.Key)
+			text = append(text, b...)
+			mem.Delete(context.Background(), n.Key)
+			covered = covered || n.Key == pending.Key
+		}
+		first, last := parts[0], parts[len(parts)-1]
+		table, _ := first.Table("t1")
+		mem.Put(context.Background(), objectkey.Format(first.Dir(), "t1", table, first.Partition, first.First, last.Last, first.Ext), text)
+	}
+	if !covered {
+		t.Fatalf("the pending object %s was not merged", pending.Key)
+	}
+	drain(t, cfg, l, mem, dir)
+	assertExactlyOnce(t, mem, want)
+	// Not only as readers see it: no object holds a record a merged one
+	// holds.
+	seen := map[string]int{}
+	mem.List(context.Background(), "lake/", func(key string, _ int64) error {
+		if strings.Contains(key, "_binlake/") {
+			return nil
+		}
+		b, _ := mem.Get(context.Background(), key)
+		recs, err := lake.Decode(key, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if seen[r.Position]++; seen[r.Position] == 2 {
+				t.Errorf("%s is in two objects", r.Position)
+			}
+		}
+		return nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -15,6 +16,26 @@ import (
 func encode(compression string, lines []byte) ([]byte, string, error) {
 	body, ext, err := compress(compression, lines)
 	return body, ".json" + ext, err
+}
+
+// Compress compresses an object body as delivery.compression names it
+// ("none", "gzip", "zstd", "snappy") and returns the body and the
+// extension that says how: "", ".gz", ".zst" or ".snappy" (framed).
+func Compress(compression string, data []byte) ([]byte, string, error) {
+	return compress(compression, data)
+}
+
+// CompressionOf is the delivery.compression whose extension ends key.
+func CompressionOf(key string) string {
+	switch {
+	case strings.HasSuffix(key, ".gz"):
+		return "gzip"
+	case strings.HasSuffix(key, ".zst"):
+		return "zstd"
+	case strings.HasSuffix(key, ".snappy"):
+		return "snappy"
+	}
+	return "none"
 }
 
 // compress compresses an object body (delivery.compression) and returns

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/binlake/binlake/internal/change"
 )
 
 // Marker is the completeness marker of a table, rewritten after each flush
@@ -79,5 +81,5 @@ func prevPosition(p string) (string, error) {
 		return "", fmt.Errorf("no position before %s", p)
 	}
 	digits[i]--
-	return withSlashes(string(digits)), nil
+	return change.WithSeparators(string(digits)), nil
 }

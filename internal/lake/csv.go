@@ -187,3 +187,32 @@ func csvLine(text []byte) ([]csvField, []byte, error) {
 		}
 	}
 }
+
+// CSVCommitTimes returns the commit times of a CSV object's rows, which,
+// unlike their values, need no table definition to be read.
+func CSVCommitTimes(key string, body []byte) ([]time.Time, error) {
+	text, err := decompress(key, body)
+	if err != nil {
+		return nil, err
+	}
+	var out []time.Time
+	for line := 1; len(text) > 0; line++ {
+		fields, rest, err := csvLine(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", key, line, err)
+		}
+		text = rest
+		if line == 1 && !fields[0].quoted && fields[0].text == "Op" {
+			continue
+		}
+		if len(fields) < 5 {
+			return nil, fmt.Errorf("%s line %d: %d fields", key, line, len(fields))
+		}
+		t, err := time.Parse("2006-01-02 15:04:05.999999", fields[2].text)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: _commit_timestamp: %w", key, line, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/objectkey"
 	"github.com/binlake/binlake/internal/objstore"
 )
 
@@ -63,25 +65,87 @@ type wire struct {
 	} `json:"metadata"`
 }
 
-// Read returns every record stored under prefix, in object order.
+// Read returns every record stored under prefix, in object order. Objects
+// a compacted object covers are left out (see objectkey.Covered).
 func Read(ctx context.Context, b objstore.Bucket, prefix string) ([]Record, error) {
-	var objs []Object
+	var keys []string
 	err := b.List(ctx, prefix, func(key string, size int64) error {
 		if strings.Contains(key, "_binlake/") || !IsObject(key) {
-			return nil // markers and other binlake metadata
+			return nil // markers, snapshots and other binlake metadata
 		}
-		objs = append(objs, Object{Key: key})
+		keys = append(keys, key)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i := range objs {
-		if objs[i].Body, err = b.Get(ctx, objs[i].Key); err != nil {
-			return nil, err
+	var names []objectkey.Name
+	for _, k := range keys {
+		if n, ok := objectkey.Parse(k); ok {
+			names = append(names, n)
 		}
 	}
+	covered := objectkey.Covered(names)
+	var objs []Object
+	for _, k := range keys {
+		if covered[k] {
+			continue
+		}
+		body, err := b.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, Object{Key: k, Body: body})
+	}
 	return DecodeObjects(objs)
+}
+
+// Listed is a change-log object of a task.
+type Listed struct {
+	objectkey.Name
+	Table string // "schema.table"
+	Size  int64
+	// Covered: a compacted object holds its records; readers skip it.
+	Covered bool
+}
+
+// ListTask lists the change-log objects of task under root, in key order:
+// not binlake's own objects (under _binlake/), nor those under the
+// exclude prefixes (the error output, config.Delivery.ErrorRoots).
+func ListTask(ctx context.Context, b objstore.Bucket, root, task string, exclude []string) ([]Listed, error) {
+	var out []Listed
+	err := b.List(ctx, root, func(key string, size int64) error {
+		if strings.Contains(key, "_binlake/") || !IsObject(key) {
+			return nil
+		}
+		for _, p := range exclude {
+			if strings.HasPrefix(key, p) {
+				return nil
+			}
+		}
+		n, ok := objectkey.Parse(key)
+		if !ok {
+			return nil
+		}
+		table, ok := n.Table(task)
+		if !ok {
+			return nil
+		}
+		out = append(out, Listed{Name: n, Table: table, Size: size})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the change log: %w", err)
+	}
+	names := make([]objectkey.Name, len(out))
+	for i := range out {
+		names[i] = out[i].Name
+	}
+	covered := objectkey.Covered(names)
+	for i := range out {
+		out[i].Covered = covered[out[i].Key]
+	}
+	return out, nil
 }
 
 // Object is a stored object: its key and its body.
@@ -149,6 +213,10 @@ func DecodeObjects(objs []Object) ([]Record, error) {
 	}
 	return out, nil
 }
+
+// Decompress undoes the compression an object's extension names (.gz,
+// .zst, .snappy; none otherwise).
+func Decompress(key string, body []byte) ([]byte, error) { return decompress(key, body) }
 
 // decompress undoes the compression an object's extension names.
 func decompress(key string, body []byte) ([]byte, error) {
@@ -289,4 +357,42 @@ func ReplayRecords(recs []Record) Replay {
 		out.Tables[name] = t
 	}
 	return out
+}
+
+// AppendDataRecord appends the DMS JSON line of a decoded data record (and
+// a newline) with the given columns in order: the fields typed objects
+// hold (docs/format.md#parquet-and-csv), which is what binlake writes
+// such a record back as.
+func AppendDataRecord(b []byte, r Record, columns []string) ([]byte, error) {
+	b = append(b, `{"data":{`...)
+	for i, c := range columns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = change.AppendString(b, c)
+		b = append(b, ':')
+		switch v := r.Data[c].(type) {
+		case nil:
+			b = append(b, "null"...)
+		case json.Number:
+			b = append(b, v...)
+		case string:
+			b = change.AppendString(b, v)
+		default:
+			return nil, fmt.Errorf("record %s column %s: a %T value", r.Position, c, v)
+		}
+	}
+	b = append(b, `},"metadata":{"record-type":"data","operation":`...)
+	b = change.AppendString(b, r.Op)
+	b = append(b, `,"partition-key-value":`...)
+	b = change.AppendString(b, r.Key)
+	if r.TransactionID != nil {
+		b = append(b, `,"transaction-id":`...)
+		b = strconv.AppendUint(b, *r.TransactionID, 10)
+	}
+	b = append(b, `,"commit-timestamp":"`...)
+	b = r.CommitTime.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, `","stream-position":"`...)
+	b = append(b, r.Position...)
+	return append(b, "\"}}\n"...), nil
 }

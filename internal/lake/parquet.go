@@ -201,3 +201,17 @@ func parquetValue(field parquet.Field, fsp int) (func(parquet.Value) (any, error
 	}
 	return nil, fmt.Errorf("type %s is not one binlake writes", typ)
 }
+
+// ParquetTableDef returns the table definition a Parquet object binlake
+// wrote carries (binlake.table-def), in its JSON form.
+func ParquetTableDef(key string, body []byte) (json.RawMessage, error) {
+	f, err := parquet.OpenFile(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	def, ok := f.Lookup(change.ParquetTableDef)
+	if !ok {
+		return nil, fmt.Errorf("%s: no %s metadata", key, change.ParquetTableDef)
+	}
+	return json.RawMessage(def), nil
+}

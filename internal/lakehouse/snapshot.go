@@ -32,8 +32,6 @@ import (
 
 	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/config"
-	"github.com/binlake/binlake/internal/delivery"
-	"github.com/binlake/binlake/internal/keytemplate"
 	"github.com/binlake/binlake/internal/lake"
 	"github.com/binlake/binlake/internal/objstore"
 )
@@ -51,34 +49,20 @@ type Options struct {
 // must be the only writer of those snapshots: a task makes them itself
 // (delivery.tables: snapshot), `binlake snapshot` only while no task runs.
 type Snapshotter struct {
-	cfg       *config.Config
-	bucket    objstore.Bucket
-	log       *slog.Logger
-	now       func() time.Time
-	root      string
-	errorRoot []string // roots of the error output, whose objects are not records
+	cfg    *config.Config
+	bucket objstore.Bucket
+	log    *slog.Logger
+	now    func() time.Time
+	root   string
 
 	mu sync.Mutex // one run at a time
 }
 
 // New returns a Snapshotter for a validated config.
 func New(opts Options) (*Snapshotter, error) {
-	keys, err := keytemplate.Parse(opts.Config.Delivery.Prefix, opts.Config.Delivery.KeyLayout())
-	if err != nil {
-		return nil, fmt.Errorf("delivery.prefix: %w", err)
-	}
-	s := &Snapshotter{cfg: opts.Config, bucket: opts.Bucket, log: opts.Logger, now: opts.Now, root: keys.Root()}
+	s := &Snapshotter{cfg: opts.Config, bucket: opts.Bucket, log: opts.Logger, now: opts.Now, root: opts.Config.Delivery.Root()}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	for _, kind := range config.ErrorKinds {
-		t, err := keytemplate.Parse(opts.Config.Delivery.ErrorKeyTemplate(kind), "")
-		if err != nil {
-			return nil, fmt.Errorf("delivery.error_prefix: %w", err)
-		}
-		if r := t.Root(); r != "" && r != s.root {
-			s.errorRoot = append(s.errorRoot, r)
-		}
 	}
 	return s, nil
 }
@@ -102,10 +86,7 @@ type TableResult struct {
 }
 
 // object is a change-log object of a table.
-type object struct {
-	key string
-	delivery.ObjectName
-}
+type object = lake.Listed
 
 // Run brings every table's snapshot up to the change log in the lake. A
 // table that fails does not stop the others; their errors are joined.
@@ -129,30 +110,22 @@ func (s *Snapshotter) Run(ctx context.Context) ([]TableResult, error) {
 }
 
 // list finds the task's change-log objects, by table and partition, each
-// partition's in stream order.
+// partition's in stream order; those a compacted object covers are left
+// out.
 func (s *Snapshotter) list(ctx context.Context) (map[string]map[int][]object, error) {
-	out := map[string]map[int][]object{}
-	err := s.bucket.List(ctx, s.root, func(key string, size int64) error {
-		if strings.Contains(key, "_binlake/") || !lake.IsObject(key) {
-			return nil
-		}
-		for _, r := range s.errorRoot {
-			if strings.HasPrefix(key, r) {
-				return nil
-			}
-		}
-		n, ok := delivery.ParseObjectName(s.cfg.Task, key)
-		if !ok {
-			return nil
-		}
-		if out[n.Table] == nil {
-			out[n.Table] = map[int][]object{}
-		}
-		out[n.Table][n.Partition] = append(out[n.Table][n.Partition], object{key: key, ObjectName: n})
-		return nil
-	})
+	listed, err := lake.ListTask(ctx, s.bucket, s.root, s.cfg.Task, s.cfg.Delivery.ErrorRoots())
 	if err != nil {
-		return nil, fmt.Errorf("listing the change log: %w", err)
+		return nil, err
+	}
+	out := map[string]map[int][]object{}
+	for _, l := range listed {
+		if l.Covered {
+			continue
+		}
+		if out[l.Table] == nil {
+			out[l.Table] = map[int][]object{}
+		}
+		out[l.Table][l.Partition] = append(out[l.Table][l.Partition], l)
 	}
 	for _, parts := range out {
 		for _, objs := range parts {
@@ -326,12 +299,12 @@ func (s *Snapshotter) read(ctx context.Context, m *Manifest, objs []object) ([]r
 		synthetic[key] = true
 	}
 	for _, o := range objs {
-		body, err := s.bucket.Get(ctx, o.key)
+		body, err := s.bucket.Get(ctx, o.Key)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", o.key, err)
+			return nil, fmt.Errorf("reading %s: %w", o.Key, err)
 		}
-		in = append(in, lake.Object{Key: o.key, Body: body})
-		part[o.key] = o.Partition
+		in = append(in, lake.Object{Key: o.Key, Body: body})
+		part[o.Key] = o.Partition
 	}
 	recs, err := lake.DecodeObjects(in)
 	if err != nil {

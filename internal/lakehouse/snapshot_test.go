@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/change"
-	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/lake/laketest"
 	"github.com/binlake/binlake/internal/lakehouse"
 	"github.com/binlake/binlake/internal/objstore"
 )
@@ -83,15 +83,7 @@ func (l *changeLog) flush(parts ...int) {
 		if len(recs) == 0 {
 			continue
 		}
-		var body []byte
-		for _, r := range recs {
-			body = append(r.AppendJSON(body), '\n')
-		}
-		digits := func(p change.Position) string { return strings.ReplaceAll(p.String(), "/", "") }
-		key := fmt.Sprintf("lake/s/items/%s-s.items-p%04d-%s-%s.json", task, p, digits(recs[0].Position), digits(recs[len(recs)-1].Position))
-		if err := l.b.Put(context.Background(), key, body); err != nil {
-			l.t.Fatal(err)
-		}
+		laketest.Put(l.t, l.b, "lake/s/items/", task, "s.items", p, "none", recs...)
 		delete(l.pending, p)
 	}
 }
@@ -105,24 +97,9 @@ func itemsDef(cols ...string) *change.TableDef {
 	return d
 }
 
-func testConfig(t *testing.T, extra string) *config.Config {
-	t.Helper()
-	cfg, err := config.Parse([]byte(`task: ` + task + `
-source: {mysql: {host: db, user: u}}
-tables: [{include: "s.%"}]
-target: file:///lake
-stream: {partitions: 2}
-delivery: {prefix: "lake/", tables: snapshot` + extra + `}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
 func newSnapshotter(t *testing.T, b objstore.Bucket, extra string, now func() time.Time) *lakehouse.Snapshotter {
 	t.Helper()
-	s, err := lakehouse.New(lakehouse.Options{Config: testConfig(t, extra), Bucket: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now})
+	s, err := lakehouse.New(lakehouse.Options{Config: laketest.Config(t, task, ", tables: snapshot"+extra), Bucket: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -277,35 +276,9 @@ func lookup(data map[string]any, name string) (string, bool) {
 // jsonLine encodes a row as a DMS data record, the input of
 // delivery.EncodeParquet, with def's columns in order.
 func jsonLine(b []byte, r *row, def *change.TableDef) ([]byte, error) {
-	b = append(b, `{"data":{`...)
+	names := make([]string, len(def.Columns))
 	for i, c := range def.Columns {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = change.AppendString(b, c.Name)
-		b = append(b, ':')
-		switch v := r.data[c.Name].(type) {
-		case nil:
-			b = append(b, "null"...)
-		case json.Number:
-			b = append(b, v...)
-		case string:
-			b = change.AppendString(b, v)
-		default:
-			return nil, fmt.Errorf("row %s column %s: a %T value", r.key, c.Name, v)
-		}
+		names[i] = c.Name
 	}
-	b = append(b, `},"metadata":{"record-type":"data","operation":`...)
-	b = change.AppendString(b, r.op)
-	b = append(b, `,"partition-key-value":`...)
-	b = change.AppendString(b, r.key)
-	if r.txID != nil {
-		b = append(b, `,"transaction-id":`...)
-		b = strconv.AppendUint(b, *r.txID, 10)
-	}
-	b = append(b, `,"commit-timestamp":"`...)
-	b = r.commit.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
-	b = append(b, `","stream-position":"`...)
-	b = append(b, r.pos...)
-	return append(b, "\"}}\n"...), nil
+	return lake.AppendDataRecord(b, lake.Record{Op: r.op, Key: r.key, Position: r.pos, CommitTime: r.commit, TransactionID: r.txID, Data: r.data}, names)
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
-	"github.com/binlake/binlake/internal/lakehouse"
 	"github.com/binlake/binlake/internal/metrics"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
@@ -44,7 +43,7 @@ type Task struct {
 
 	capture  *capture.Capture
 	delivery *delivery.Delivery
-	snaps    *snapshots         // delivery.tables: snapshot
+	jobs     []*job             // work on the lake beside delivery
 	coord    sharer             // a deliver worker sharing the partitions
 	cons     stream.Consumer    // delivery's, for the stream's lag and backlog
 	room     func() natsjs.Room // how full an embedded or NATS stream is; nil for others
@@ -148,16 +147,12 @@ func (t *Task) Run(ctx context.Context) (err error) {
 			t.coord = shared.coord
 		}
 	}
-	if delivering && cfg.Delivery.Tables == config.TablesSnapshot {
-		if shared != nil {
-			t.log.Warn("delivery.tables: snapshot: deliver workers that share the stream's partitions make no snapshots (each sees part of the stream); run `binlake snapshot` in one place on a schedule instead")
-		} else {
-			s, err := lakehouse.New(lakehouse.Options{Config: cfg, Bucket: bucket, Logger: t.log.With("component", "snapshot")})
-			if err != nil {
-				t.mu.Unlock()
-				return err
-			}
-			t.snaps = &snapshots{s: s, log: t.log.With("component", "snapshot"), interval: cfg.Delivery.Snapshot.Interval.D()}
+	if delivering && shared != nil && (cfg.Delivery.Tables == config.TablesSnapshot || cfg.Delivery.Compaction.Enabled || cfg.Delivery.Retention > 0) {
+		t.log.Warn("deliver workers that share the stream's partitions make no snapshot tables and do not compact or expire the change log (each sees part of the stream); run `binlake snapshot` and `binlake compact` in one place on a schedule instead")
+	} else if delivering {
+		if t.jobs, err = t.lakeJobs(cfg, bucket); err != nil {
+			t.mu.Unlock()
+			return err
 		}
 	}
 	t.mu.Unlock()
@@ -217,8 +212,8 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error 
 	drain := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- t.delivery.Run(context.WithoutCancel(ctx), drain) }()
-	t.snaps.start(ctx)
-	defer t.snaps.halt()
+	startJobs(ctx, t.jobs)
+	defer haltJobs(t.jobs)
 	coordDone := make(chan error, 1)
 	if shared != nil {
 		go func() { coordDone <- shared.coord.Run(ctx) }()
@@ -244,7 +239,7 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error 
 		return fmt.Errorf("delivery: %w", err)
 	}
 	t.log.Info("delivery stopped; checkpoints saved")
-	t.snaps.finish(ctx)
+	finishJobs(ctx, t.jobs)
 	return nil
 }
 
@@ -261,8 +256,8 @@ func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.
 	delDone := make(chan error, 1)
 	go func() { capDone <- t.capture.Run(capCtx) }()
 	go func() { delDone <- t.delivery.Run(delCtx, drain) }()
-	t.snaps.start(ctx)
-	defer t.snaps.halt()
+	startJobs(ctx, t.jobs)
+	defer haltJobs(t.jobs)
 
 	var capErr error
 	select {
@@ -284,7 +279,7 @@ func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.
 	if err := <-delDone; err != nil {
 		return errors.Join(capErr, fmt.Errorf("delivery: %w", err))
 	}
-	t.snaps.finish(ctx)
+	finishJobs(ctx, t.jobs)
 	if capErr != nil {
 		return fmt.Errorf("capture: %w", capErr)
 	}

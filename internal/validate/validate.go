@@ -182,25 +182,23 @@ func mismatches(src map[string]change.Row, replayed lake.Table, keys map[string]
 	return mm
 }
 
-// replay reads the table's objects (their names carry "-<schema>.<table>-p")
-// and replays them.
+// replay reads the table's objects (named "<task>-<schema>.<table>-p…",
+// those a compacted object covers left out) and replays them.
 func (o Options) replay(ctx context.Context, root, schema, table string) (lake.Table, error) {
-	marker := "-" + schema + "." + table + "-p"
-	var objs []lake.Object
-	err := o.Bucket.List(ctx, root, func(key string, size int64) error {
-		base := key[strings.LastIndexByte(key, '/')+1:]
-		if strings.Contains(key, "_binlake/") || !strings.HasPrefix(base, o.Config.Task+marker) || !lake.IsObject(key) {
-			return nil
-		}
-		body, err := o.Bucket.Get(ctx, key)
-		if err != nil {
-			return err
-		}
-		objs = append(objs, lake.Object{Key: key, Body: body})
-		return nil
-	})
+	listed, err := lake.ListTask(ctx, o.Bucket, root, o.Config.Task, o.Config.Delivery.ErrorRoots())
 	if err != nil {
 		return nil, fmt.Errorf("reading the lake: %w", err)
+	}
+	var objs []lake.Object
+	for _, l := range listed {
+		if l.Covered || l.Table != schema+"."+table {
+			continue
+		}
+		body, err := o.Bucket.Get(ctx, l.Key)
+		if err != nil {
+			return nil, fmt.Errorf("reading the lake: %w", err)
+		}
+		objs = append(objs, lake.Object{Key: l.Key, Body: body})
 	}
 	recs, err := lake.DecodeObjects(objs)
 	if err != nil {

@@ -10,6 +10,9 @@ import (
 
 	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/cli"
+	"github.com/binlake/binlake/internal/lake"
+	"github.com/binlake/binlake/internal/lake/laketest"
+	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/task"
 )
 
@@ -73,5 +76,34 @@ func TestSnapshotCommand(t *testing.T) {
 	defer unlock()
 	if code, out := run(); code != cli.ExitFailed || !strings.Contains(out, "is in use by another binlake process") {
 		t.Errorf("beside a running task: exit %d: %s", code, out)
+	}
+}
+
+// TestCompactCommand runs binlake compact on a lake of two small objects:
+// they become one, which binlake's reader reads instead.
+func TestCompactCommand(t *testing.T) {
+	dir := t.TempDir()
+	lakeDir := filepath.Join(dir, "lake")
+	path := filepath.Join(dir, "pipeline.yaml")
+	cfg := "task: t\nsource: {mysql: {host: h, user: u}}\ntables: [{include: \"shop.%\"}]\ntarget: file://" + lakeDir + "\nstate_dir: " + filepath.Join(dir, "state") + "\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := objstore.NewFile(lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		r := change.Record{Op: change.OpInsert, Schema: "shop", Table: "items", Data: change.Row{{Name: "id", Value: int64(i)}},
+			PartitionKey: "shop.items", Position: change.Position{File: 1, Offset: uint64(100 + i), Kind: change.KindEvent}}
+		laketest.Put(t, b, "shop/items/", "t", "shop.items", 0, "gzip", r)
+	}
+	var out, errOut bytes.Buffer
+	if code := cli.Main([]string{"compact", "--config", path}, &out, &errOut); code != cli.ExitOK || out.String() != "merged 2 objects into 1; deleted 0 merged earlier; expired 0\n" {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	recs, err := lake.Read(t.Context(), b, "")
+	if err != nil || len(recs) != 2 || !strings.Contains(recs[0].Object, "-p0000-000000000000010000000000000100100000000000000000000-000000000000010000000000000101100000000000000000000.json.gz") {
+		t.Errorf("after compact: %d records (%v), the first from %s", len(recs), err, recs[0].Object)
 	}
 }
