@@ -1,6 +1,6 @@
 // Package cli is binlake's command line: init, run, check, validate, status,
-// tables, reload, snapshot, compact, demo and version, with the exit codes
-// scripts rely on (0 done, 1 failed, 2 bad usage or config).
+// tables, reload, snapshot, compact, ddl, demo and version, with the exit
+// codes scripts rely on (0 done, 1 failed, 2 bad usage or config).
 package cli
 
 import (
@@ -53,7 +53,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(runCmd(stderr), checkCmd(stdout), validateCmd(stdout), statusCmd(stdout), tablesCmd(stdout),
-		reloadCmd(stdout), snapshotCmd(stdout, stderr), compactCmd(stdout, stderr), initCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout))
+		reloadCmd(stdout), snapshotCmd(stdout, stderr), compactCmd(stdout, stderr), ddlCmd(stdout), initCmd(stdout), demoCmd(stdout, stderr), versionCmd(stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	err := root.Execute()
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/binlake/binlake/internal/compaction"
 	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/ddl"
 	"github.com/binlake/binlake/internal/lakehouse"
 	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/task"
@@ -123,5 +124,51 @@ state_dir on this machine.`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
+	return cmd
+}
+
+func ddlCmd(stdout io.Writer) *cobra.Command {
+	var path, engine, catalog string
+	var tables []string
+	cmd := &cobra.Command{
+		Use:   "ddl",
+		Short: "Print the CREATE TABLE statements that let Athena or Trino query the lake: each table's change log and, with snapshot tables, its current rows",
+		Long: `Print the CREATE TABLE statements that let Amazon Athena (Hive DDL, the Glue
+catalog) or Trino (its Hive connector) query the lake: per table, one for its
+change log in the format delivery writes, named <table>_changes, and, with
+delivery.tables: snapshot, one for its current rows, named <table>, read
+through the snapshot's symlink manifest (Athena; Trino reads such tables
+from the metastore). Databases are named after the source schemas.
+
+The columns come from each table's newest table definition in the lake (its
+snapshot manifest, or the newest change-log object that carries one). After
+a schema change, print them again and replace the tables.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			b, err := task.OpenTarget(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			found, err := ddl.Discover(cmd.Context(), cfg, b, tables)
+			if err != nil {
+				return err
+			}
+			if len(found) == 0 {
+				return errors.New("no change-log objects of task " + cfg.Task + " under " + b.String() + "/" + cfg.Delivery.Root())
+			}
+			if err := ddl.Write(stdout, cfg, ddl.Options{Engine: engine, Catalog: catalog, URL: b.String()}, found); err != nil {
+				return usageError{err}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
+	cmd.Flags().StringVar(&engine, "engine", ddl.Athena, "athena or trino")
+	cmd.Flags().StringVar(&catalog, "catalog", "hive", "trino: the catalog of the Hive connector")
+	cmd.Flags().StringSliceVar(&tables, "table", nil, "only these tables (schema.table; repeat or comma-separate)")
 	return cmd
 }

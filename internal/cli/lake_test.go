@@ -66,6 +66,25 @@ func TestSnapshotCommand(t *testing.T) {
 		t.Error(err)
 	}
 
+	// binlake ddl: the change log and the snapshot table, where they are.
+	var ddlOut, ddlErr bytes.Buffer
+	if code := cli.Main([]string{"ddl", "--config", path}, &ddlOut, &ddlErr); code != cli.ExitOK {
+		t.Fatalf("ddl: exit %d: %s", code, ddlErr.String())
+	}
+	for _, want := range []string{
+		"CREATE EXTERNAL TABLE IF NOT EXISTS `shop`.`items_changes` (\n  `data` struct<`id`:bigint,`v`:string>,",
+		"LOCATION 'file://" + lakeDir + "/shop/items/';",
+		"CREATE EXTERNAL TABLE IF NOT EXISTS `shop`.`items` (",
+		"LOCATION 'file://" + lakeDir + "/_binlake/snapshot/shop/items/symlink/';",
+	} {
+		if !strings.Contains(ddlOut.String(), want) {
+			t.Errorf("binlake ddl does not print %q:\n%s", want, ddlOut.String())
+		}
+	}
+	if code := cli.Main([]string{"ddl", "--config", path, "--engine", "presto"}, &ddlOut, &ddlErr); code != cli.ExitUsage {
+		t.Errorf("ddl --engine presto: exit %d", code)
+	}
+
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -393,3 +393,34 @@ func (g orderedGroup) Fields() []parquet.Field {
 }
 
 var _ parquet.Node = orderedGroup(nil)
+
+// ParquetKind says how a MySQL column is stored in binlake's Parquet
+// objects (docs/format.md#parquet): "int64", "uint64" (INT64 annotated
+// unsigned), "float", "double", "decimal" (with its precision and scale),
+// "date", "timestamp" (local: DATETIME), "timestamptz" (UTC: TIMESTAMP),
+// "binary" or "string". Table definitions for query engines follow it.
+func ParquetKind(c change.ColumnDef) (kind string, precision, scale int) {
+	pc := planColumn(c)
+	switch pc.kind {
+	case kindInt64:
+		return "int64", 0, 0
+	case kindUint64:
+		return "uint64", 0, 0
+	case kindFloat:
+		return "float", 0, 0
+	case kindDouble:
+		return "double", 0, 0
+	case kindDecimal:
+		return "decimal", pc.precision, pc.scale
+	case kindDate:
+		return "date", 0, 0
+	case kindDatetime:
+		if pc.utc {
+			return "timestamptz", 0, 0
+		}
+		return "timestamp", 0, 0
+	case kindBytes:
+		return "binary", 0, 0
+	}
+	return "string", 0, 0
+}

@@ -236,6 +236,9 @@ func (s *Snapshotter) table(ctx context.Context, name string, parts map[int][]ob
 	if err := writeManifest(ctx, s.bucket, ManifestKey(s.root, schema, table), &next); err != nil {
 		return fail(err)
 	}
+	if err := s.writeSymlinks(ctx, dir, next.Files); err != nil {
+		return fail(err)
+	}
 	// The new manifest is in place: the files retired long enough ago
 	// may go, and with no grace period those it replaced. A crash before
 	// they are deleted leaves them to removeOrphans.
@@ -257,6 +260,28 @@ func (s *Snapshotter) table(ctx context.Context, name string, parts map[int][]ob
 	s.log.Debug("snapshot written", "table", name, "generation", next.Generation, "rows", next.Rows, "files", len(next.Files),
 		"written", w.written, "records", st.records, "exact_through", next.ExactThrough)
 	return res
+}
+
+// SymlinkKey is the key of the symlink manifest of the snapshot in dir:
+// the URLs of its files, one a line, for engines that read a table
+// through Hive's SymlinkTextInputFormat (Athena; see `binlake ddl`).
+func SymlinkKey(dir string) string { return dir + "symlink/manifest" }
+
+// writeSymlinks writes the symlink manifest of a snapshot's files, after
+// the manifest that names them: it only ever names files of a manifest
+// written, which stay at least for the grace period after a later one
+// retires them. (A run that stops in between leaves it naming the
+// previous snapshot's files, until the next run.)
+func (s *Snapshotter) writeSymlinks(ctx context.Context, dir string, files []File) error {
+	base := strings.TrimSuffix(s.bucket.String(), "/") + "/"
+	var b strings.Builder
+	for _, f := range files {
+		b.WriteString(base + f.Key + "\n")
+	}
+	if err := s.bucket.Put(ctx, SymlinkKey(dir), []byte(b.String())); err != nil {
+		return fmt.Errorf("writing %s: %w", SymlinkKey(dir), err)
+	}
+	return nil
 }
 
 // exactThrough is the position up to which every record of the table is

@@ -250,6 +250,18 @@ func TestSnapshotIncremental(t *testing.T) {
 	if len(data) != len(m2.Files) {
 		t.Errorf("%d data files in the lake, the manifest names %d", len(data), len(m2.Files))
 	}
+	// The symlink manifest names the same files, as URLs.
+	links, err := b.Get(context.Background(), lakehouse.SymlinkKey(lakehouse.Dir("lake/", "s", "items")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, f := range m2.Files {
+		want = append(want, "mem://"+f.Key)
+	}
+	if got := strings.Fields(string(links)); !slices.Equal(got, want) {
+		t.Errorf("symlink manifest %q, want %q", got, want)
+	}
 }
 
 // TestSnapshotPartitionsApart: one partition delivers a TRUNCATE, rows
