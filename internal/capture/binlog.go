@@ -500,6 +500,9 @@ func (r *binlogReader) publish(ctx context.Context, tx *txn, h *replication.Even
 		}
 		return r.c.emit(ctx, rec)
 	})
+	if err == nil {
+		err = r.c.out.dispatch(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}

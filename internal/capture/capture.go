@@ -115,6 +115,7 @@ type Capture struct {
 	cfg   *config.Config
 	log   *slog.Logger
 	prod  stream.Producer
+	out   *emitter // encodes and publishes on prod, in order
 	path  string
 	src   *source
 	parts int
@@ -183,6 +184,8 @@ func (c *Capture) setPhase(p string) {
 // the load is published. On return every record it published is durable on
 // the stream and the checkpoint says where to resume.
 func (c *Capture) Run(ctx context.Context) error {
+	c.out = newEmitter(c.prod)
+	defer c.out.close()
 	if _, err := checkpoint.Load(c.path, &c.state); err != nil {
 		return err
 	}
@@ -322,7 +325,7 @@ func (c *Capture) Run(ctx context.Context) error {
 // save flushes the producer and writes the checkpoint: the checkpoint never
 // claims more than the stream holds.
 func (c *Capture) save(ctx context.Context) error {
-	if err := c.prod.Flush(ctx); err != nil {
+	if err := c.out.flush(ctx); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -357,33 +360,12 @@ func (c *Capture) routingKey(rec *change.Record) string {
 	return rec.PartitionKey
 }
 
-// emit publishes a data record on its key's partition.
+// emit publishes a data record on its key's partition (asynchronously:
+// an error comes from a later emit or the next save).
 func (c *Capture) emit(ctx context.Context, rec *change.Record) error {
-	rec.BuiltAt = time.Now()
-	data := rec.AppendJSON(nil)
-	if len(data) > maxRecord {
-		return fmt.Errorf("%s.%s: a record of %d bytes at %s is larger than the stream's %d-byte message limit", rec.Schema, rec.Table, len(data), rec.Position, maxRecord)
-	}
-	return c.prod.Publish(ctx, &stream.Message{
-		Partition:  c.partition(c.routingKey(rec)),
-		Table:      rec.Schema + "." + rec.Table,
-		Position:   rec.Position.String(),
-		Op:         string(rec.Op),
-		CommitTime: rec.CommitTime,
-		Key:        rec.PartitionKey,
-		Data:       data,
-	})
+	return c.out.add(ctx, rec, c.partition(c.routingKey(rec)), false)
 }
 
-// maxRecord is the largest record the stream carries whole.
-const maxRecord = 60 << 20
-
-// broadcast publishes a control record on every partition, each copy with
-// its own sub-position (B = partition), so each partition's writer sees the
-// schema change in order with the rows.
-//
-// Under stream.partition_key: schema-table a table's rows all go to one
-// partition, so its control records go there only, with sub-position 0.
 func (c *Capture) broadcast(ctx context.Context, rec *change.Record) error {
 	parts := []int{}
 	if c.cfg.Stream.PartitionKey == config.PartitionByTable {
@@ -396,15 +378,7 @@ func (c *Capture) broadcast(ctx context.Context, rec *change.Record) error {
 	for i, p := range parts {
 		r := *rec
 		r.Position.B = uint64(i)
-		r.BuiltAt = time.Now()
-		if err := c.prod.Publish(ctx, &stream.Message{
-			Partition:  p,
-			Table:      r.Schema + "." + r.Table,
-			Position:   r.Position.String(),
-			Op:         string(r.Op),
-			CommitTime: r.CommitTime,
-			Data:       r.AppendJSON(nil),
-		}); err != nil {
+		if err := c.out.add(ctx, &r, p, true); err != nil {
 			return err
 		}
 	}

@@ -454,6 +454,9 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 			c.mu.Unlock()
 		}
 	}
+	if err := c.out.dispatch(ctx); err != nil {
+		return err
+	}
 	if ch.onePass {
 		<-ch.done
 		t.reading = false

@@ -19,6 +19,8 @@ func TestRoutingKeyPolicy(t *testing.T) {
 			cfg := &config.Config{Stream: config.Stream{Partitions: 8, PartitionKey: policy}}
 			log := memstream.New()
 			c := New(Options{Config: cfg, Producer: log.Producer()})
+			c.out = newEmitter(c.prod)
+			defer c.out.close()
 			for _, table := range []string{"wp_posts", "wp_options"} {
 				parts := map[int]bool{}
 				for id := range 100 {
@@ -33,6 +35,9 @@ func TestRoutingKeyPolicy(t *testing.T) {
 				ddl := &change.Record{Schema: "wordpress-db", Table: table, Op: change.OpDropTable,
 					Position: change.Position{File: 1, Offset: 4, Kind: change.KindEvent}}
 				if err := c.broadcast(t.Context(), ddl); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.out.flush(t.Context()); err != nil {
 					t.Fatal(err)
 				}
 				got, err := log.Consumer().Fetch(t.Context(), 100, 0)

@@ -2,7 +2,9 @@ package task_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -79,7 +81,7 @@ delivery: {buffer: {size: 64KiB, interval: 200ms}, prefix: "wordpress-db/"}
 				return
 			case <-tick.C:
 			}
-			if _, err := db.ExecContext(workCtx, "INSERT INTO `wordpress-db`.bulk (body) VALUES (?)", strings.Repeat(fmt.Sprintf("%08d", i), 3<<10)); err != nil && workCtx.Err() == nil {
+			if _, err := db.ExecContext(workCtx, "INSERT INTO `wordpress-db`.bulk (body) VALUES (?)", incompressible(i, 24<<10)); err != nil && workCtx.Err() == nil {
 				workDone <- err
 				return
 			}
@@ -175,4 +177,16 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// incompressible returns n bytes of text that S2 (the stream's batch
+// compression) cannot shrink much: base64 of pseudo-random bytes, seeded by
+// i.
+func incompressible(i, n int) string {
+	r := rand.New(rand.NewPCG(uint64(i), 7))
+	b := make([]byte, n*3/4)
+	for j := range b {
+		b[j] = byte(r.Uint32())
+	}
+	return base64.StdEncoding.EncodeToString(b)[:n]
 }

@@ -1,0 +1,229 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/stream"
+)
+
+// The binlog reader is one goroutine, and encoding each record's JSON was
+// the larger part of its work. The emitter takes that off it: records are
+// grouped into jobs, encoded on every core, and published by one goroutine
+// in the order they were emitted, so the stream sees exactly the order the
+// reader made. Memory is bounded by the jobs in flight.
+
+const (
+	jobRecords   = 256 // records per job, at most
+	jobsInFlight = 16  // jobs encoded or waiting to be published, at most
+)
+
+type emitJob struct {
+	recs []*change.Record
+	// parts[i] is recs[i]'s partition; noKey[i] leaves its message's key
+	// empty (control records, broadcast to several partitions).
+	parts []int
+	noKey []bool
+	msgs  []*stream.Message
+	done  chan struct{}
+}
+
+type emitter struct {
+	prod stream.Producer
+
+	mu  sync.Mutex // the reader's side: cur, and the order of jobs
+	cur *emitJob
+	// hint is the size of the last record's JSON, to size the next one's
+	// buffer.
+	hint atomic.Int64
+
+	work  chan *emitJob
+	order chan *emitJob
+
+	// pending counts the jobs handed on and not yet published; flushed is
+	// signalled when it drops.
+	state   sync.Mutex
+	pending int
+	flushed *sync.Cond
+	err     error // the first publish error, returned from then on
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newEmitter(prod stream.Producer) *emitter {
+	e := &emitter{prod: prod, work: make(chan *emitJob, jobsInFlight), order: make(chan *emitJob, jobsInFlight)}
+	e.flushed = sync.NewCond(&e.state)
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	n := max(runtime.GOMAXPROCS(0), 1)
+	e.wg.Add(n + 1)
+	for range n {
+		go e.encode()
+	}
+	go e.publish()
+	return e
+}
+
+// add queues rec for partition part; the job goes on when full.
+func (e *emitter) add(ctx context.Context, rec *change.Record, part int, noKey bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.failed(); err != nil {
+		return err
+	}
+	if e.cur == nil {
+		e.cur = &emitJob{done: make(chan struct{})}
+	}
+	e.cur.recs = append(e.cur.recs, rec)
+	e.cur.parts = append(e.cur.parts, part)
+	e.cur.noKey = append(e.cur.noKey, noKey)
+	if len(e.cur.recs) >= jobRecords {
+		return e.dispatchLocked(ctx)
+	}
+	return nil
+}
+
+// dispatch hands the open job on: the reader calls it at the end of each
+// transaction and chunk, so that nothing waits for a full job.
+func (e *emitter) dispatch(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.dispatchLocked(ctx)
+}
+
+func (e *emitter) dispatchLocked(ctx context.Context) error {
+	j := e.cur
+	if j == nil {
+		return nil
+	}
+	e.cur = nil
+	j.msgs = make([]*stream.Message, len(j.recs))
+	e.state.Lock()
+	e.pending++
+	e.state.Unlock()
+	// order first: the publisher takes jobs in this order, and waits for
+	// each to be encoded. The send waits for the publisher without
+	// regard to ctx: a job given up here would leave a hole in the stream
+	// that a later checkpoint could pass.
+	e.order <- j
+	e.work <- j
+	return nil
+}
+
+func (e *emitter) encode() {
+	defer e.wg.Done()
+	for j := range e.work {
+		hint := int(e.hint.Load())
+		for i, rec := range j.recs {
+			j.msgs[i] = message(rec, j.parts[i], hint)
+			if j.noKey[i] {
+				j.msgs[i].Key = ""
+			}
+			hint = len(j.msgs[i].Data)
+		}
+		e.hint.Store(int64(hint))
+		close(j.done)
+	}
+}
+
+func (e *emitter) publish() {
+	defer e.wg.Done()
+	for j := range e.order {
+		<-j.done
+		if e.failed() == nil {
+			for i, m := range j.msgs {
+				err := error(nil)
+				if len(m.Data) > maxRecord {
+					rec := j.recs[i]
+					err = fmt.Errorf("%s.%s: a record of %d bytes at %s is larger than the stream's %d-byte message limit", rec.Schema, rec.Table, len(m.Data), rec.Position, maxRecord)
+				} else {
+					err = e.prod.Publish(e.ctx, m)
+				}
+				if err != nil {
+					e.state.Lock()
+					if e.err == nil {
+						e.err = err
+					}
+					e.state.Unlock()
+					break
+				}
+			}
+		}
+		e.settle(j)
+	}
+}
+
+func (e *emitter) settle(*emitJob) {
+	e.state.Lock()
+	e.pending--
+	e.flushed.Broadcast()
+	e.state.Unlock()
+}
+
+func (e *emitter) failed() error {
+	e.state.Lock()
+	defer e.state.Unlock()
+	return e.err
+}
+
+// flush publishes everything added, then flushes the producer.
+func (e *emitter) flush(ctx context.Context) error {
+	if err := e.dispatch(ctx); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		e.state.Lock()
+		e.flushed.Broadcast()
+		e.state.Unlock()
+	})
+	defer stop()
+	e.state.Lock()
+	for e.pending > 0 && e.err == nil && ctx.Err() == nil {
+		e.flushed.Wait()
+	}
+	err := e.err
+	e.state.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return e.prod.Flush(ctx)
+}
+
+// close stops the goroutines; what was not flushed is dropped (capture
+// publishes it again after a restart, like any unflushed producer).
+func (e *emitter) close() {
+	e.mu.Lock()
+	e.cur = nil
+	e.mu.Unlock()
+	e.cancel()
+	close(e.order)
+	close(e.work)
+	e.wg.Wait()
+}
+
+// message is a record's stream message on partition part; hint sizes its
+// JSON buffer.
+func message(rec *change.Record, part, hint int) *stream.Message {
+	rec.BuiltAt = time.Now()
+	return &stream.Message{
+		Partition:  part,
+		Table:      rec.Schema + "." + rec.Table,
+		Position:   rec.Position.String(),
+		Op:         string(rec.Op),
+		CommitTime: rec.CommitTime,
+		Key:        rec.PartitionKey,
+		Data:       rec.AppendJSON(make([]byte, 0, hint+hint/4+64)),
+	}
+}
+
+// maxRecord is the largest record the stream carries whole.
+const maxRecord = 60 << 20
