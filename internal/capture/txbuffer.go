@@ -2,12 +2,13 @@ package capture
 
 import (
 	"bufio"
-	"encoding/gob"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/binlake/binlake/internal/change"
 )
@@ -19,12 +20,6 @@ import (
 // of rows passes in bounded memory. Nothing of it reaches the stream before
 // the commit; a transaction that never commits (XA ROLLBACK) is discarded
 // with its file.
-
-func init() {
-	// Row values travel as interfaces; gob knows the built-in types, and
-	// must be told of ours.
-	gob.Register(change.Decimal(""))
-}
 
 // spillPattern names spill files in the state directory: removed when their
 // transaction is published or discarded, and at start (a crash leaves
@@ -41,7 +36,20 @@ type txBuffer struct {
 
 	f   *os.File // nil until the transaction outgrows limit
 	w   *bufio.Writer
-	enc *gob.Encoder
+	buf []byte // a record's binary form (change.Record.AppendBinary)
+}
+
+// write appends rec to the spill file: its length, then its binary form.
+func (b *txBuffer) write(rec *change.Record) error {
+	b.buf = rec.AppendBinary(b.buf[:0])
+	var n [binary.MaxVarintLen64]byte
+	if _, err := b.w.Write(n[:binary.PutUvarint(n[:], uint64(len(b.buf)))]); err != nil {
+		return fmt.Errorf("writing a transaction's records to %s: %w", b.f.Name(), err)
+	}
+	if _, err := b.w.Write(b.buf); err != nil {
+		return fmt.Errorf("writing a transaction's records to %s: %w", b.f.Name(), err)
+	}
+	return nil
 }
 
 // add appends a record.
@@ -55,10 +63,7 @@ func (b *txBuffer) add(rec *change.Record) error {
 		}
 		return b.spill()
 	}
-	if err := b.enc.Encode(rec); err != nil {
-		return fmt.Errorf("writing a transaction's records to %s: %w", b.f.Name(), err)
-	}
-	return nil
+	return b.write(rec)
 }
 
 // spill moves the records held in memory to a new spill file, which takes
@@ -69,10 +74,9 @@ func (b *txBuffer) spill() error {
 		return fmt.Errorf("spilling a large transaction to disk (source.mysql.transaction_memory): %w", err)
 	}
 	b.f, b.w = f, bufio.NewWriterSize(f, 256<<10)
-	b.enc = gob.NewEncoder(b.w)
 	for _, rec := range b.mem {
-		if err := b.enc.Encode(rec); err != nil {
-			return fmt.Errorf("writing a transaction's records to %s: %w", f.Name(), err)
+		if err := b.write(rec); err != nil {
+			return err
 		}
 	}
 	b.mem, b.memBytes = nil, 0
@@ -102,10 +106,19 @@ func (b *txBuffer) each(fn func(i int, rec *change.Record) error) error {
 	if _, err := b.f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("reading back %s: %w", b.f.Name(), err)
 	}
-	dec := gob.NewDecoder(bufio.NewReaderSize(b.f, 256<<10))
+	rd := bufio.NewReaderSize(b.f, 256<<10)
+	var dec change.BinaryDecoder
 	for i := 0; i < b.n; i++ {
 		var rec change.Record
-		if err := dec.Decode(&rec); err != nil {
+		n, err := binary.ReadUvarint(rd)
+		if err == nil {
+			b.buf = slices.Grow(b.buf[:0], int(n))[:n]
+			_, err = io.ReadFull(rd, b.buf)
+		}
+		if err == nil {
+			err = dec.Decode(b.buf, &rec)
+		}
+		if err != nil {
 			return fmt.Errorf("reading back record %d of %d from %s: %w", i+1, b.n, b.f.Name(), err)
 		}
 		if err := fn(i, &rec); err != nil {
@@ -123,7 +136,7 @@ func (b *txBuffer) discard() error {
 	}
 	name := b.f.Name()
 	err := errors.Join(b.f.Close(), os.Remove(name))
-	b.f, b.w, b.enc = nil, nil, nil
+	b.f, b.w = nil, nil
 	if err != nil {
 		return fmt.Errorf("removing the spill file %s: %w", name, err)
 	}
