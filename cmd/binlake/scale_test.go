@@ -212,6 +212,13 @@ http: {listen: "${BINLAKE_HTTP}"}
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	dropped := uint64(0)
+	for _, w := range left {
+		if st, err := status(w.addr); err == nil {
+			dropped += st.DuplicatesDropped
+		}
+	}
+	t.Logf("the lake matches the source; the workers left dropped %d records the lake already held", dropped)
 	procs := []*proc{capProc}
 	for _, w := range left {
 		procs = append(procs, w.p)
@@ -319,5 +326,39 @@ func TestScaleOutKafka(t *testing.T) {
 			}
 			t.Logf("removed kafka broker %d, the group's coordinator", node)
 		},
+	}.run(t)
+}
+
+// TestScaleOutKinesis is the scale-out acceptance test on Kinesis:
+// kinesalite holding a stream of 4 shards (one binlake partition each), one
+// capture process and two deliver processes sharing the partitions by
+// leases kept in the lake's bucket (versitygw, a real S3 server) with
+// conditional writes, and each partition's shard positions next to them.
+// Mid-run one worker is SIGKILLed; once its leases expire the other takes
+// its shards over from their saved positions, and the lake replays to
+// exactly the source without a duplicate.
+func TestScaleOutKinesis(t *testing.T) {
+	k := testbed.NewKinesalite(t)
+	srv := testbed.NewS3(t)
+	if err := srv.CreateBucket(t.Context(), "lake"); err != nil {
+		t.Fatal(err)
+	}
+	s3opts := objstore.S3Options{Region: srv.Region, Endpoint: srv.Endpoint, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
+	scaleOut{
+		stream: fmt.Sprintf(`stream:
+  type: kinesis
+  partitions: 4
+  kinesis: {stream_name: wordpress-cdc, shards: 4, endpoint: %q, region: %s, access_key_id: %s, secret_access_key: %s, lease_ttl: 3s}
+`, k.Endpoint, k.Region, k.AccessKey, k.SecretKey),
+		target: fmt.Sprintf("target: s3://lake/cdc\ns3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n",
+			srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey),
+		bucket: func(t *testing.T) objstore.Bucket {
+			b, err := objstore.NewS3(t.Context(), "lake", "cdc", s3opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		workers: 2, kill: 0, before: []int{2, 2}, after: []int{4}, sharedName: "shard leases",
 	}.run(t)
 }

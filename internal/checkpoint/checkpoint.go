@@ -78,6 +78,9 @@ func Load(path string, v any) (bool, error) {
 type Throttled struct {
 	Path  string
 	Every time.Duration
+	// Write, if not nil, saves the state instead of writing Path: a
+	// checkpoint kept elsewhere than in a local file.
+	Write func(v any) error
 
 	dirty   bool
 	savedAt time.Time
@@ -96,7 +99,11 @@ func (t *Throttled) Save(v any, savedAt *time.Time, force bool) error {
 	if savedAt != nil {
 		*savedAt = now.UTC()
 	}
-	if err := Save(t.Path, v); err != nil {
+	save := t.Write
+	if save == nil {
+		save = func(v any) error { return Save(t.Path, v) }
+	}
+	if err := save(v); err != nil {
 		return err
 	}
 	t.dirty, t.savedAt = false, now

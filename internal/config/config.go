@@ -328,7 +328,7 @@ func defaults() *Config {
 				MaxAge:   Duration(168 * time.Hour),
 				MaxBytes: 10 * gib,
 			},
-			Kinesis: Kinesis{Create: true},
+			Kinesis: Kinesis{Create: true, LeaseTTL: Duration(30 * time.Second)},
 			Kafka:   Kafka{Create: true, MaxMessageBytes: mib, SessionTimeout: Duration(45 * time.Second)},
 		},
 		Delivery: Delivery{

@@ -80,7 +80,7 @@ var goodConfigs = []struct {
 					PartitionKey: PartitionByPrimaryKey,
 					Embedded:     Embedded{MaxAge: Duration(168 * 3600e9), MaxBytes: 10 * gib},
 					NATS:         defaultNATS,
-					Kinesis:      Kinesis{Create: true},
+					Kinesis:      Kinesis{Create: true, LeaseTTL: Duration(30e9)},
 					Kafka:        Kafka{Create: true, MaxMessageBytes: mib, SessionTimeout: Duration(45e9)},
 				},
 				Delivery: Delivery{
@@ -132,7 +132,7 @@ var goodConfigs = []struct {
 					DMSCompatible: ptr(true),
 					Embedded:      Embedded{MaxAge: Duration(72 * 3600e9), MaxBytes: 2 * gib, Listen: "127.0.0.1:4222"},
 					NATS:          defaultNATS,
-					Kinesis:       Kinesis{Create: true},
+					Kinesis:       Kinesis{Create: true, LeaseTTL: Duration(30e9)},
 					Kafka:         Kafka{Create: true, MaxMessageBytes: mib, SessionTimeout: Duration(45e9)},
 				},
 				Delivery: Delivery{
@@ -339,6 +339,7 @@ var badConfigs = []struct {
 		`stream.kinesis.endpoint: "localhost:4567" is not a URL`,
 		`stream.kinesis.shards: is the shard count of a stream binlake creates`,
 		`stream.kinesis.secret_access_key: must be set with stream.kinesis.access_key_id`,
+		`stream.kinesis.lease_ttl: must be at least 1s, got 500ms`,
 	}},
 	{"kafka.bad.yml", []string{
 		`stream.kafka.brokers[0]: "kafka-1" is not host:port`,

@@ -55,6 +55,10 @@ type Kinesis struct {
 	AccessKeyID     string `yaml:"access_key_id"`
 	SecretAccessKey string `yaml:"secret_access_key"`
 	SessionToken    string `yaml:"session_token"`
+	// LeaseTTL is how long a deliver worker's partition lease (an object in
+	// the target bucket) lasts without renewal (role deliver); see
+	// NATS.LeaseTTL.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 }
 
 // Kafka configures stream.type kafka.
@@ -186,6 +190,9 @@ func (c *Config) validateKinesis(ps *problems) {
 	}
 	if k.SessionToken != "" && (k.AccessKeyID == "" || k.SecretAccessKey == "") {
 		ps.add("stream.kinesis.session_token", "needs stream.kinesis.access_key_id and stream.kinesis.secret_access_key")
+	}
+	if k.LeaseTTL < Duration(time.Second) {
+		ps.add("stream.kinesis.lease_ttl", "must be at least 1s, got %s (e.g. lease_ttl: 30s)", k.LeaseTTL)
 	}
 }
 

@@ -270,6 +270,16 @@ func (c *Coordinator) release(ctx context.Context, p int) {
 	if h == nil {
 		return
 	}
+	// Hand-overs run one after another, with no renewal round between
+	// them: renew a lease that is getting old first, so that its fence
+	// stays open while what is buffered for it is written.
+	if time.Since(h.renewed) > c.opts.TTL/3 {
+		if rev, err := c.opts.Store.Update(ctx, leaseKey(p), []byte(c.opts.Worker), h.rev); err == nil {
+			c.mu.Lock()
+			h.rev, h.renewed = rev, time.Now()
+			c.mu.Unlock()
+		}
+	}
 	if err := c.opts.Handler.Release(ctx, p); err != nil {
 		// Not flushed: let the lease expire rather than hand the partition
 		// over while this worker may still write it.
@@ -279,7 +289,10 @@ func (c *Coordinator) release(ctx context.Context, p int) {
 		return
 	}
 	c.drop(p)
-	if err := c.opts.Store.Delete(ctx, leaseKey(p), h.rev); err != nil {
+	c.mu.Lock()
+	rev := h.rev
+	c.mu.Unlock()
+	if err := c.opts.Store.Delete(ctx, leaseKey(p), rev); err != nil {
 		c.opts.Logger.Warn("lease store: cannot delete a released lease; it will expire", "partition", p, "err", err)
 	}
 	c.opts.Logger.Info("handed a partition over", "partition", p)

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/lease"
+	"github.com/binlake/binlake/internal/lease/leasetest"
+	"github.com/binlake/binlake/internal/objstore"
+	"github.com/binlake/binlake/internal/testbed"
 )
 
 // memStore is a lease.Store in memory whose keys expire ttl after their
@@ -180,4 +183,34 @@ func TestFenceGivesUp(t *testing.T) {
 	if got := ev.snapshot(); !slices.Equal(got, []string{"acquire 0", "lost 0", "acquire 0", "release 0"}) {
 		t.Errorf("events %v", got)
 	}
+}
+
+// TestBucketStore runs the lease scenario on object stores with
+// conditional writes, each worker with a BucketStore of its own (its own
+// sightings), as separate processes have: in memory, and in a directory.
+func TestBucketStore(t *testing.T) {
+	const ttl = 900 * time.Millisecond
+	t.Run("memory", func(t *testing.T) {
+		b := objstore.NewMemory()
+		leasetest.Run(t, func() lease.Store { return lease.NewBucketStore(b, "_binlake/leases/t/", ttl) }, ttl)
+	})
+	t.Run("file", func(t *testing.T) {
+		b, err := objstore.NewFile(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		leasetest.Run(t, func() lease.Store { return lease.NewBucketStore(b, "_binlake/leases/t/", ttl) }, ttl)
+	})
+	t.Run("s3", func(t *testing.T) { // versitygw, a real S3 server
+		srv := testbed.NewS3(t)
+		if err := srv.CreateBucket(t.Context(), "lake"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := objstore.NewS3(t.Context(), "lake", "cdc", objstore.S3Options{Region: srv.Region, Endpoint: srv.Endpoint,
+			PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leasetest.Run(t, func() lease.Store { return lease.NewBucketStore(b, "_binlake/leases/t/", ttl) }, ttl)
+	})
 }

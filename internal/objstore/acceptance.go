@@ -345,3 +345,92 @@ func accRandom(seed uint64, n int) []byte {
 	_, _ = rand.NewChaCha8(key).Read(b)
 	return b
 }
+
+// ConditionalAcceptanceTest checks that b's conditional writes behave as
+// Conditional says, also under concurrent writers: of many PutIf with the
+// same match, exactly one wins. b must be empty; it is left empty.
+func ConditionalAcceptanceTest(t *testing.T, b Conditional) {
+	t.Helper()
+	ctx := t.Context()
+	const key = "leases/partition.1"
+	e1, err := b.PutIf(ctx, key, []byte("a-1"), "")
+	if err != nil {
+		t.Fatalf("PutIf of a new key: %v", err)
+	}
+	if _, err := b.PutIf(ctx, key, []byte("b-1"), ""); !errors.Is(err, ErrPrecondition) {
+		t.Errorf("PutIf(match \"\") over an existing object: %v, want ErrPrecondition", err)
+	}
+	accGetEqual(t, b, key, []byte("a-1"))
+	e2, err := b.PutIf(ctx, key, []byte("a-2"), e1)
+	if err != nil {
+		t.Fatalf("PutIf with the current ETag: %v", err)
+	}
+	if SameETag(e1, e2) {
+		t.Errorf("two contents have the same ETag %s", e1)
+	}
+	if _, err := b.PutIf(ctx, key, []byte("b-2"), e1); !errors.Is(err, ErrPrecondition) {
+		t.Errorf("PutIf with a stale ETag: %v, want ErrPrecondition", err)
+	}
+	if _, err := b.PutIf(ctx, "leases/missing", []byte("x"), e1); !errors.Is(err, ErrPrecondition) {
+		t.Errorf("PutIf(match) of a missing object: %v, want ErrPrecondition", err)
+	}
+	accGetEqual(t, b, key, []byte("a-2"))
+	if _, err := b.PutIf(ctx, "leases/partition.10", []byte("other"), ""); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	if err := b.ListETags(ctx, "leases/", func(k, e string) error { got[k] = e; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !SameETag(got[key], e2) {
+		t.Errorf("ListETags = %v, want %s with %s and leases/partition.10", got, key, e2)
+	}
+	if err := b.DeleteIf(ctx, key, e1); !errors.Is(err, ErrPrecondition) {
+		t.Errorf("DeleteIf with a stale ETag: %v, want ErrPrecondition", err)
+	}
+	accGetEqual(t, b, key, []byte("a-2"))
+	if err := b.DeleteIf(ctx, key, e2); err != nil {
+		t.Fatalf("DeleteIf with the current ETag: %v", err)
+	}
+	if _, err := b.Get(ctx, key); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after DeleteIf: %v, want ErrNotFound", err)
+	}
+	if err := b.DeleteIf(ctx, key, e2); err != nil {
+		t.Errorf("DeleteIf of a missing object: %v, want nil (as Delete)", err)
+	}
+
+	// Racing writers: from the same starting point, one wins each round.
+	etag, err := b.PutIf(ctx, key, []byte("race-0"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var wins []string
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e, err := b.PutIf(ctx, key, fmt.Appendf(nil, "race-%d-%d", round, w), etag)
+				if err == nil {
+					mu.Lock()
+					wins = append(wins, e)
+					mu.Unlock()
+				} else if !errors.Is(err, ErrPrecondition) {
+					t.Errorf("racing PutIf: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(wins) != 1 {
+			t.Fatalf("round %d: %d racing PutIf won, want exactly 1", round, len(wins))
+		}
+		etag = wins[0]
+	}
+	for _, k := range []string{key, "leases/partition.10"} {
+		if err := b.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

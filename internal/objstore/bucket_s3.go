@@ -198,12 +198,7 @@ func (s *S3) Put(ctx context.Context, key string, body []byte) error {
 		Key:    aws.String(joinKey(s.prefix, key)),
 		Body:   bytes.NewReader(body),
 	}
-	if s.opts.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(s.opts.SSE)
-	}
-	if s.opts.KMSKeyID != "" {
-		in.SSEKMSKeyId = aws.String(s.opts.KMSKeyID)
-	}
+	s.encrypt(in)
 	if s.opts.StorageClass != "" {
 		in.StorageClass = types.StorageClass(s.opts.StorageClass)
 	}
@@ -212,6 +207,16 @@ func (s *S3) Put(ctx context.Context, key string, body []byte) error {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
+}
+
+// encrypt sets the server-side encryption of a new object.
+func (s *S3) encrypt(in *s3.PutObjectInput) {
+	if s.opts.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(s.opts.SSE)
+	}
+	if s.opts.KMSKeyID != "" {
+		in.SSEKMSKeyId = aws.String(s.opts.KMSKeyID)
+	}
 }
 
 // Get implements Bucket.
@@ -243,6 +248,11 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 // List implements Bucket. Keys in the bucket that break the key rules (such as
 // the "dir/" folder markers some S3 consoles create) are skipped.
 func (s *S3) List(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	return s.list(ctx, prefix, func(key string, obj types.Object) error { return fn(key, aws.ToInt64(obj.Size)) })
+}
+
+// list calls fn with every object under prefix, by its key in the bucket.
+func (s *S3) list(ctx context.Context, prefix string, fn func(key string, obj types.Object) error) error {
 	base := ""
 	if s.prefix != "" {
 		base = s.prefix + "/"
@@ -261,7 +271,7 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(key string, size i
 			if !ok || checkKey(key) != nil {
 				continue
 			}
-			if err := fn(key, aws.ToInt64(obj.Size)); err != nil {
+			if err := fn(key, obj); err != nil {
 				return fmt.Errorf("list %s: %w", prefix, err)
 			}
 		}
@@ -348,4 +358,71 @@ func (c *stallConn) stalled(err error) error {
 		return fmt.Errorf("s3 connection to %s stalled: nothing sent or received for %s: %w", c.RemoteAddr(), c.stall, err)
 	}
 	return err
+}
+
+// PutIf implements Conditional with PutObject's If-None-Match: * (match "")
+// or If-Match.
+func (s *S3) PutIf(ctx context.Context, key string, body []byte, match string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(joinKey(s.prefix, key)),
+		Body:   bytes.NewReader(body),
+	}
+	if match == "" {
+		in.IfNoneMatch = aws.String("*")
+	} else {
+		in.IfMatch = aws.String(match)
+	}
+	s.encrypt(in) // small objects: the standard storage class
+	out, err := s.client.PutObject(ctx, in)
+	if err != nil {
+		if isPreconditionFailed(err) {
+			return "", fmt.Errorf("put %s: %w (%v)", key, ErrPrecondition, err)
+		}
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// DeleteIf implements Conditional with DeleteObject's If-Match.
+func (s *S3) DeleteIf(ctx context.Context, key, match string) error {
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket:  aws.String(s.bucket),
+		Key:     aws.String(joinKey(s.prefix, key)),
+		IfMatch: aws.String(match),
+	})
+	if err != nil {
+		if isPreconditionFailed(err) {
+			return fmt.Errorf("delete %s: %w (%v)", key, ErrPrecondition, err)
+		}
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// ListETags implements Conditional.
+func (s *S3) ListETags(ctx context.Context, prefix string, fn func(key, etag string) error) error {
+	return s.list(ctx, prefix, func(key string, obj types.Object) error { return fn(key, aws.ToString(obj.ETag)) })
+}
+
+// isPreconditionFailed reports whether S3 refused a conditional request
+// because the object is not as the condition said: 412 Precondition Failed,
+// 409 ConditionalRequestConflict (a concurrent conditional write won), or
+// NoSuchKey for an If-Match on an object that is gone.
+func isPreconditionFailed(err error) bool {
+	var apiErr interface{ ErrorCode() string }
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey":
+			return true
+		}
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusNotFound)
 }

@@ -27,6 +27,7 @@ const testBucket = "binlake"
 
 func TestMemory(t *testing.T) {
 	objstore.AcceptanceTest(t, objstore.NewMemory())
+	objstore.ConditionalAcceptanceTest(t, objstore.NewMemory())
 }
 
 func TestWithPrefix(t *testing.T) {
@@ -44,6 +45,11 @@ func TestWithPrefix(t *testing.T) {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 	objstore.AcceptanceTest(t, b)
+	c, ok := objstore.AsConditional(b)
+	if !ok {
+		t.Fatal("a prefixed view of a memory bucket has no conditional writes")
+	}
+	objstore.ConditionalAcceptanceTest(t, c)
 
 	if err := b.Put(ctx, "k/v", []byte("in")); err != nil {
 		t.Fatal(err)
@@ -93,6 +99,41 @@ func TestFile(t *testing.T) {
 	}
 	for _, e := range entries {
 		t.Errorf("left in the bucket directory after the acceptance test: %s", e.Name())
+	}
+}
+
+// TestFileConditional runs the conditional writes of a directory bucket,
+// and checks they are atomic between processes' separate opens of it.
+func TestFileConditional(t *testing.T) {
+	dir := t.TempDir()
+	b, err := objstore.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objstore.ConditionalAcceptanceTest(t, b)
+	// Two buckets on one directory, as two processes have: one wins.
+	b2, err := objstore.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	e, err := b.PutIf(ctx, "k", []byte("1"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.PutIf(ctx, "k", []byte("2"), ""); !errors.Is(err, objstore.ErrPrecondition) {
+		t.Errorf("second creator: %v, want ErrPrecondition", err)
+	}
+	if _, err := b2.PutIf(ctx, "k", []byte("2"), e); err != nil {
+		t.Errorf("update by the other bucket with the current ETag: %v", err)
+	}
+	if _, err := b.PutIf(ctx, "k", []byte("3"), e); !errors.Is(err, objstore.ErrPrecondition) {
+		t.Errorf("update with the ETag the other bucket replaced: %v, want ErrPrecondition", err)
+	}
+	var keys []string
+	b.List(ctx, "", func(k string, _ int64) error { keys = append(keys, k); return nil })
+	if !slices.Equal(keys, []string{"k"}) {
+		t.Errorf("List = %v, want [k] (the lock file hidden)", keys)
 	}
 }
 
@@ -296,6 +337,7 @@ func TestS3Versitygw(t *testing.T) {
 		}
 		objstore.AcceptanceTest(t, b)
 		checkMultipartETag(t, b, srv.Client())
+		objstore.ConditionalAcceptanceTest(t, b)
 	})
 	t.Run("prefix", func(t *testing.T) {
 		b, err := objstore.Open(ctx, "s3://"+testBucket+"/cdc/prod", opts)
@@ -303,6 +345,11 @@ func TestS3Versitygw(t *testing.T) {
 			t.Fatal(err)
 		}
 		objstore.AcceptanceTest(t, b)
+		c, ok := objstore.AsConditional(b)
+		if !ok {
+			t.Fatal("an s3 target has no conditional writes")
+		}
+		objstore.ConditionalAcceptanceTest(t, c)
 	})
 }
 

@@ -50,7 +50,7 @@ func (t *Task) newSharedPartitions(st *openedStream) *sharedPartitions {
 		Store:      st.leases,
 		Worker:     fmt.Sprintf("%s-%d-%08x", host, os.Getpid(), rand.Uint32()),
 		Partitions: t.cfg.Stream.Partitions,
-		TTL:        t.cfg.Stream.NATS.LeaseTTL.D(),
+		TTL:        st.leaseTTL,
 		Handler:    sp,
 		Logger:     t.log.With("component", "leases"),
 	})

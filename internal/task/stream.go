@@ -2,14 +2,18 @@ package task
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/keytemplate"
 	"github.com/binlake/binlake/internal/lease"
+	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/stream"
 	"github.com/binlake/binlake/internal/stream/embedded"
 	"github.com/binlake/binlake/internal/stream/kafka"
@@ -29,12 +33,14 @@ type openedStream struct {
 	limit   int // the backend's message size limit
 	closers []func() error
 
-	// A deliver-only process on NATS or Kafka shares the partitions with
-	// the task's other deliver workers: cons is parts, whose partitions
-	// follow the leases in leases (NATS) or the consumer group (Kafka).
-	parts  *stream.Partitioned
-	leases lease.Store
-	group  *kafka.Group
+	// A deliver-only process on NATS, Kinesis or Kafka shares the
+	// partitions with the task's other deliver workers: cons is parts,
+	// whose partitions follow the leases in leases (NATS, Kinesis) or the
+	// consumer group (Kafka).
+	parts    *stream.Partitioned
+	leases   lease.Store
+	leaseTTL time.Duration
+	group    *kafka.Group
 
 	// room tells how full an embedded or NATS stream is; nil for the
 	// other backends, whose retention binlake does not manage.
@@ -53,10 +59,12 @@ func (s *openedStream) close() error {
 // consumer unless cfg.Role is capture (opening the durable consumer resets
 // it to its acknowledgement floor, which a capture process must not do to
 // the deliver processes reading it). The consumer reads batches; unless
-// stream.dms_compatible, the producer writes them. On error, whatever was
-// opened is closed.
-func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger) (*openedStream, error) {
-	s, err := openBackend(ctx, cfg, log)
+// stream.dms_compatible, the producer writes them. target is the task's
+// bucket, unmeasured (nil when not delivering): deliver workers sharing a
+// Kinesis stream keep their leases and shard positions there. On error,
+// whatever was opened is closed.
+func openStream(ctx context.Context, cfg *config.Config, log *slog.Logger, target objstore.Bucket) (*openedStream, error) {
+	s, err := openBackend(ctx, cfg, log, target)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +87,7 @@ func batchBytes(limit int) int {
 	return min(256<<10, limit/2)
 }
 
-func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *openedStream, err error) {
+func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, target objstore.Bucket) (_ *openedStream, err error) {
 	s := &openedStream{consume: cfg.Role != config.RoleCapture}
 	defer func() {
 		if err != nil {
@@ -130,7 +138,8 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *
 		s.keepTrimmed(ctx, st, n.MaxAge.D(), log)
 		s.limit = int(nc.MaxPayload())
 		if cfg.Role == config.RoleDeliver {
-			return s.natsjsShared(ctx, st, ackWait, n.LeaseTTL.D())
+			s.leaseTTL = n.LeaseTTL.D()
+			return s.natsjsShared(ctx, st, ackWait)
 		}
 		return s.natsjs(ctx, st, ackWait)
 	case config.StreamKinesis:
@@ -146,6 +155,12 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *
 		s.prod, s.limit = st.Producer(), kinesis.MaxRecordBytes
 		s.closers = append(s.closers, s.prod.Close)
 		if !s.consume {
+			return s, nil
+		}
+		if cfg.Role == config.RoleDeliver {
+			if err := s.kinesisShared(ctx, cfg, st, k.StreamName, target); err != nil {
+				return nil, fmt.Errorf("stream.kinesis: %w", err)
+			}
 			return s, nil
 		}
 		cons, err := st.Consumer(ctx, consumerName)
@@ -220,10 +235,10 @@ func (s *openedStream) natsjs(ctx context.Context, st *natsjs.Stream, ackWait ti
 
 // natsjsShared opens the stream for a deliver worker that shares the
 // partitions with others: no partition is read until its lease is taken.
-func (s *openedStream) natsjsShared(ctx context.Context, st *natsjs.Stream, ackWait, leaseTTL time.Duration) (*openedStream, error) {
+func (s *openedStream) natsjsShared(ctx context.Context, st *natsjs.Stream, ackWait time.Duration) (*openedStream, error) {
 	s.prod = st.Producer()
 	s.closers = append(s.closers, s.prod.Close)
-	leases, err := st.LeaseStore(ctx, leaseTTL)
+	leases, err := st.LeaseStore(ctx, s.leaseTTL)
 	if err != nil {
 		return nil, fmt.Errorf("stream.nats: %w", err)
 	}
@@ -250,3 +265,66 @@ func (s *openedStream) kafkaShared(st *kafka.Stream, group string, sessionTimeou
 	s.cons = s.parts
 	s.closers = append(s.closers, s.group.Close, s.parts.Close)
 }
+
+// kinesisShared reads the stream as one of the task's deliver workers:
+// leases on the partitions, and each partition's shard positions, are
+// objects in the target bucket, written with conditional writes.
+func (s *openedStream) kinesisShared(ctx context.Context, cfg *config.Config, st *kinesis.Stream, streamName string, target objstore.Bucket) error {
+	b, ok := objstore.AsConditional(target)
+	if !ok {
+		return fmt.Errorf("deliver workers keep their leases in the target, and %s has no conditional writes", target)
+	}
+	keys, err := keytemplate.Parse(cfg.Delivery.Prefix, cfg.Delivery.KeyLayout())
+	if err != nil {
+		return err
+	}
+	root := keys.Root() + "_binlake/"
+	s.leaseTTL = cfg.Stream.Kinesis.LeaseTTL.D()
+	store := lease.NewBucketStore(b, root+"leases/"+cfg.Task+"/", s.leaseTTL)
+	if err := store.Check(ctx); err != nil {
+		return err
+	}
+	s.leases = store
+	name := streamName[strings.LastIndexByte(streamName, '/')+1:] // a name, or an ARN's
+	s.parts = stream.NewPartitioned(func(ctx context.Context, p int) (stream.Consumer, error) {
+		c, err := st.PartitionConsumer(ctx, p, bucketJSON{b, fmt.Sprintf("%skinesis/%s/%s/partition-%d.json", root, cfg.Task, name, p)})
+		if err != nil {
+			return nil, err
+		}
+		return stream.NewUnbatcher(c), nil
+	})
+	s.cons = s.parts
+	s.closers = append(s.closers, s.parts.Close)
+	return nil
+}
+
+// bucketJSON is a JSON document under key in a bucket: where a Kinesis
+// partition's shard positions are kept for whichever worker delivers it.
+type bucketJSON struct {
+	b   objstore.Bucket
+	key string
+}
+
+func (j bucketJSON) Load(ctx context.Context, v any) (bool, error) {
+	data, err := j.b.Get(ctx, j.key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("%s is damaged (%v): delete it, and the partition is read from the stream's oldest record", j, err)
+	}
+	return true, nil
+}
+
+func (j bucketJSON) Save(ctx context.Context, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return j.b.Put(ctx, j.key, data)
+}
+
+func (j bucketJSON) String() string { return strings.TrimSuffix(j.b.String(), "/") + "/" + j.key }

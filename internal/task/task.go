@@ -104,16 +104,16 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	defer unlock()
 
 	capturing, delivering := cfg.Role != config.RoleDeliver, cfg.Role != config.RoleCapture
-	var bucket objstore.Bucket
+	var raw, bucket objstore.Bucket
 	if delivering || cfg.Validation.Enabled {
 		b, err := OpenTarget(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("target: %w", err)
 		}
-		bucket = t.target.Wrap(b)
+		raw, bucket = b, t.target.Wrap(b)
 	}
 
-	st, err := openStream(ctx, cfg, t.log.With("component", "stream"))
+	st, err := openStream(ctx, cfg, t.log.With("component", "stream"), raw)
 	if err != nil {
 		return err
 	}

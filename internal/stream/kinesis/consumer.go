@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -25,7 +26,10 @@ import (
 // a restart reads again exactly what was not acknowledged. Children of a
 // reshard are read only after their parents were read to their end.
 type Consumer struct {
-	s *Stream
+	s    *Stream
+	only int // the one binlake partition handed out, or -1 for all
+
+	key *big.Int // the explicit hash key of only
 
 	mu       sync.Mutex
 	state    fileState
@@ -97,6 +101,7 @@ type rec struct {
 func (s *Stream) Consumer(ctx context.Context, name string) (*Consumer, error) {
 	c := &Consumer{
 		s:      s,
+		only:   -1,
 		saver:  checkpoint.Throttled{Path: filepath.Join(s.opts.StateDir, "kinesis-"+s.name+"-"+name+".json"), Every: saveEvery},
 		shards: map[string]*shard{},
 	}
@@ -104,8 +109,57 @@ func (s *Stream) Consumer(ctx context.Context, name string) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.open(ctx, ok, c.saver.Path)
+}
+
+// StateStore keeps the shard positions of a partition's consumer where
+// every deliver worker reads them (the lake's bucket).
+type StateStore interface {
+	// Load reads the state into v; false when there is none yet.
+	Load(ctx context.Context, v any) (bool, error)
+	Save(ctx context.Context, v any) error
+	String() string
+}
+
+// sharedSaveEvery bounds how often a partition consumer's positions are
+// written to its StateStore (and on Close, when the partition is handed
+// over): a worker that dies costs its successor at most this much reading
+// again, which delivery drops as stored.
+const sharedSaveEvery = 5 * time.Second
+
+// PartitionConsumer opens a consumer of binlake partition p alone, for a
+// deliver worker that holds p's lease: it reads only the shards whose hash
+// key range holds p's explicit hash key (and their parents first), hands
+// out only p's records, and keeps its positions in store, where the
+// partition's next owner finds them.
+func (s *Stream) PartitionConsumer(ctx context.Context, p int, store StateStore) (*Consumer, error) {
+	c := &Consumer{s: s, only: p, shards: map[string]*shard{}}
+	c.saver = checkpoint.Throttled{Every: sharedSaveEvery, Write: func(v any) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := store.Save(ctx, v); err != nil {
+			// Not fatal: a position saved late only means more is read
+			// again by the partition's next owner.
+			s.log.Warn("saving shard positions failed; they are saved with the next change", "partition", p, "err", err)
+		}
+		return nil
+	}}
+	ok, err := store.Load(ctx, &c.state)
+	if err != nil {
+		return nil, fmt.Errorf("partition %d: shard positions: %w", p, err)
+	}
+	if ok && c.state.Stream != s.name {
+		s.log.Warn("shard positions of another stream ignored", "partition", p, "in", store.String(), "stream", c.state.Stream)
+		ok, c.state = false, fileState{}
+	}
+	return c.open(ctx, ok, store.String())
+}
+
+// open finishes opening c on its loaded state (ok: there was one, in where).
+func (c *Consumer) open(ctx context.Context, ok bool, where string) (*Consumer, error) {
+	s := c.s
 	if ok && c.state.FormatVersion != stateVersion {
-		return nil, fmt.Errorf("%s: format_version %d, this binlake reads %d", c.saver.Path, c.state.FormatVersion, stateVersion)
+		return nil, fmt.Errorf("%s: format_version %d, this binlake reads %d", where, c.state.FormatVersion, stateVersion)
 	}
 	c.state.FormatVersion = stateVersion
 	c.state.Stream = s.name
@@ -134,7 +188,7 @@ func (c *Consumer) list(ctx context.Context) error {
 		}
 		for _, sh := range out.Shards {
 			id := aws.ToString(sh.ShardId)
-			if c.shards[id] != nil {
+			if c.shards[id] != nil || !c.holds(sh) {
 				continue
 			}
 			st := c.state.Shards[id]
@@ -157,6 +211,26 @@ func (c *Consumer) list(ctx context.Context) error {
 	}
 	c.listedAt = time.Now()
 	return nil
+}
+
+// holds reports whether sh may hold records of the partitions c hands out:
+// for a partition consumer, whether p's explicit hash key lies in sh's
+// range (so its parents hold it too, and its children hold it after a
+// reshard).
+func (c *Consumer) holds(sh types.Shard) bool {
+	if c.only < 0 {
+		return true
+	}
+	if c.key == nil {
+		c.key, _ = new(big.Int).SetString(HashKey(c.only, c.s.opts.Partitions), 10)
+	}
+	r := sh.HashKeyRange
+	if r == nil {
+		return true
+	}
+	lo, ok1 := new(big.Int).SetString(aws.ToString(r.StartingHashKey), 10)
+	hi, ok2 := new(big.Int).SetString(aws.ToString(r.EndingHashKey), 10)
+	return !ok1 || !ok2 || (lo.Cmp(c.key) <= 0 && c.key.Cmp(hi) <= 0)
 }
 
 // finished reports whether shard id has nothing more to hand out, so its
@@ -280,6 +354,11 @@ func (c *Consumer) add(x *shard, r types.Record) {
 		return
 	}
 	e.partition = h.partition
+	if c.only >= 0 && h.partition != c.only {
+		e.acked = true // another partition's, sharing the shard
+		c.advance(x)
+		return
+	}
 	exp, known := x.expect[h.partition]
 	var accept bool
 	switch {

@@ -2,6 +2,7 @@ package kinesis_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -254,18 +255,7 @@ func TestReshard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish := func(from, to int) {
-		for n := from; n <= to; n++ {
-			for p := range parts {
-				if err := prod.Publish(t.Context(), streamtest.Msg(p, n)); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		if err := prod.Flush(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publish := func(from, to int) { publishRange(t, prod, parts, from, to) }
 	publish(1, per/2)
 	// Read a little of the parent before the split.
 	got, err := c.Fetch(t.Context(), 10, time.Second)
@@ -297,6 +287,22 @@ func TestReshard(t *testing.T) {
 	}
 	defer c.Close()
 	checkOrder(t, c, parts, per)
+}
+
+// publishRange publishes messages from to to of every partition, and
+// flushes.
+func publishRange(t *testing.T, prod stream.Producer, parts, from, to int) {
+	t.Helper()
+	for n := from; n <= to; n++ {
+		for p := range parts {
+			if err := prod.Publish(t.Context(), streamtest.Msg(p, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := prod.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func streamName(t *testing.T, api *kds.Client) string {
@@ -367,4 +373,131 @@ func TestKinesaliteRestart(t *testing.T) {
 	}
 	defer c.Close()
 	checkOrder(t, c, parts, per)
+}
+
+// memState is a kinesis.StateStore in memory: the JSON a partition's
+// consumer would leave in the lake's bucket.
+type memState struct {
+	mu   sync.Mutex
+	data []byte
+}
+
+func (m *memState) Load(_ context.Context, v any) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(m.data, v)
+}
+
+func (m *memState) Save(_ context.Context, v any) error {
+	b, err := json.Marshal(v)
+	m.mu.Lock()
+	m.data = b
+	m.mu.Unlock()
+	return err
+}
+
+func (m *memState) String() string { return "memory" }
+
+// TestPartitionConsumer reads single partitions of a stream whose 2 shards
+// carry 4 partitions: a partition's consumer hands out its partition's
+// records only, in order; closed after acknowledging half of what it read,
+// it leaves its positions in its StateStore, where the partition's next
+// consumer (another worker's) starts: the unacknowledged records come
+// again, then the rest, and nothing twice before that point.
+func TestPartitionConsumer(t *testing.T) {
+	k := testbed.NewKinesalite(t)
+	const parts = 4
+	st := open(t, nil, k, parts, 2, t.TempDir())
+	prod := st.Producer()
+	publish := func(from, to int) { publishRange(t, prod, parts, from, to) }
+	publish(1, 100)
+	// read takes want records of partition p from c, checking their order
+	// from next on, and acknowledges those up to ackTo.
+	read := func(c stream.Consumer, p, next, want, ackTo int) int {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for got := 0; got < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %d: read %d records, want %d", p, got, want)
+			}
+			msgs, err := c.Fetch(t.Context(), want-got, 300*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				if m.Partition != p || m.Position != streamtest.Position(p, next) {
+					t.Fatalf("partition %d's consumer got %s of partition %d, want message %d", p, m.Position, m.Partition, next)
+				}
+				if next <= ackTo {
+					m.Ack(t.Context())
+				}
+				next++
+				got++
+			}
+		}
+		return next
+	}
+	state := &memState{}
+	c1, err := st.PartitionConsumer(t.Context(), 1, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(c1, 1, 1, 60, 50)
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	publish(101, 150)
+	c2, err := st.PartitionConsumer(t.Context(), 1, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	read(c2, 1, 51, 100, 150)
+	if extra, err := c2.Fetch(t.Context(), 10, 500*time.Millisecond); err != nil || len(extra) > 0 {
+		t.Fatalf("after partition 1's last record: %d more, err %v", len(extra), err)
+	}
+	c3, err := st.PartitionConsumer(t.Context(), 2, &memState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	read(c3, 2, 1, 150, 150)
+}
+
+// TestLingerSendsIdleRecords publishes a few records, far from a full
+// batch, and never flushes: they must reach the stream anyway, as the last
+// changes of a source that goes idle must (capture flushes only at its
+// checkpoints, which an idle source does not reach).
+func TestLingerSendsIdleRecords(t *testing.T) {
+	k := testbed.NewKinesalite(t)
+	st := open(t, nil, k, 2, 2, t.TempDir())
+	prod := st.Producer()
+	defer prod.Close()
+	for n := 1; n <= 3; n++ {
+		if err := prod.Publish(t.Context(), streamtest.Msg(n%2, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := st.Consumer(t.Context(), "deliver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 3 && time.Now().Before(deadline) {
+		msgs, err := c.Fetch(t.Context(), 10, 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			got = append(got, m.Position)
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("read %d of 3 records published without a flush", len(got))
+	}
 }

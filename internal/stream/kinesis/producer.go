@@ -23,14 +23,24 @@ import (
 // early copies carry counters ahead of what the consumer expects for the
 // partition and are dropped by it; the copies sent again come in order.
 // Entries of other partitions in the batch are unaffected.
+//
+// Records wait in the queue for a full batch at most linger: an idle
+// source's last records must reach the stream without waiting for the
+// next write or checkpoint.
 type Producer struct {
 	s       *Stream
 	session int64
 
-	mu      sync.Mutex // serialises Publish and Flush
-	counter map[int]int64
-	queue   []*entry
-	bytes   int
+	mu       sync.Mutex // serialises Publish, Flush and the linger timer's sends
+	counter  map[int]int64
+	queue    []*entry
+	bytes    int
+	queuedAt time.Time // when the queue last became non-empty
+	err      error     // of a send by the linger timer, returned by the next call
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 
 	// Retries counts entries sent again (metrics, tests).
 	Retries int
@@ -49,7 +59,40 @@ var _ stream.Producer = (*Producer)(nil)
 // Producer returns a producer of the stream. Each producer is a session of
 // its own: its records are numbered per partition from 1.
 func (s *Stream) Producer() *Producer {
-	return &Producer{s: s, session: time.Now().UnixNano(), counter: map[int]int64{}}
+	p := &Producer{s: s, session: time.Now().UnixNano(), counter: map[int]int64{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go p.linger()
+	return p
+}
+
+// linger is how long a record waits in the queue for a full batch.
+const linger = 50 * time.Millisecond
+
+// linger sends the queue once its oldest record has waited linger.
+func (p *Producer) linger() {
+	defer close(p.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-p.stop
+		cancel()
+	}()
+	t := time.NewTicker(linger / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		for p.err == nil && len(p.queue) > 0 && time.Since(p.queuedAt) >= linger {
+			if err := p.sendBatch(ctx); err != nil && ctx.Err() == nil {
+				p.err = err
+			}
+		}
+		p.mu.Unlock()
+	}
 }
 
 // Publish queues m and sends full batches; it waits while Kinesis refuses
@@ -64,6 +107,12 @@ func (p *Producer) Publish(ctx context.Context, m *stream.Message) error {
 	hashKey := HashKey(m.Partition, max(p.s.opts.Partitions, m.Partition+1))
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.takeErr(); err != nil {
+		return err
+	}
+	if len(p.queue) == 0 {
+		p.queuedAt = time.Now()
+	}
 	for i, data := range chunks {
 		p.counter[m.Partition]++
 		h.counter = p.counter[m.Partition]
@@ -91,6 +140,9 @@ func (p *Producer) Publish(ctx context.Context, m *stream.Message) error {
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.takeErr(); err != nil {
+		return err
+	}
 	for len(p.queue) > 0 {
 		if err := p.sendBatch(ctx); err != nil {
 			return err
@@ -99,9 +151,23 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close drops nothing: what was not flushed is published again by capture
-// after a restart.
-func (p *Producer) Close() error { return nil }
+// takeErr returns, once, the error of a send by the linger timer. Called
+// with mu held.
+func (p *Producer) takeErr() error {
+	err := p.err
+	p.err = nil
+	return err
+}
+
+// Close stops the linger timer; what was not sent is published again by
+// capture after a restart.
+func (p *Producer) Close() error {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		<-p.done
+	})
+	return nil
+}
 
 // sendBatch sends the head of the queue as one PutRecords call, retrying it
 // until at least part of it is accepted, and puts what failed back at the
