@@ -2,8 +2,11 @@ package delivery
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"testing"
+
+	"github.com/binlake/binlake/internal/config"
 )
 
 // benchLines is 1 MiB of JSON lines shaped like DMS records.
@@ -32,4 +35,21 @@ func BenchmarkCompress(b *testing.B) {
 			b.ReportMetric(float64(len(out))/float64(len(lines)), "ratio")
 		})
 	}
+}
+
+// BenchmarkParquet encodes 1 MiB of wp_posts records as a Parquet object
+// (snappy pages), in the shape of the table's definition.
+func BenchmarkParquet(b *testing.B) {
+	lines := benchLines()
+	def := json.RawMessage(`{"columns":{"ID":{"type":"bigint(20) unsigned","data-type":"bigint","nullable":false},"post_title":{"type":"text","data-type":"text","nullable":false},"post_status":{"type":"varchar(20)","data-type":"varchar","nullable":false},"comment_count":{"type":"bigint(20)","data-type":"bigint","nullable":false}},"column-order":["ID","post_title","post_status","comment_count"],"primary-key":["ID"]}`)
+	b.SetBytes(int64(len(lines)))
+	b.ReportAllocs()
+	var out []byte
+	for b.Loop() {
+		var err error
+		if out, err = EncodeParquet("wordpress-db.wp_posts", def, lines, config.Parquet{Compression: "snappy", RowGroupSize: 128 << 20}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(out))/float64(len(lines)), "ratio")
 }

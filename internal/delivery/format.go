@@ -1,11 +1,11 @@
 package delivery
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/binlake/binlake/internal/change"
@@ -41,58 +41,106 @@ func decodeRows(def *tableDef, lines []byte) ([]tableRow, error) {
 		index[c.Name] = i
 	}
 	var rows []tableRow
-	sc := bufio.NewScanner(bytes.NewReader(lines))
-	sc.Buffer(nil, len(lines)+1)
-	for sc.Scan() {
-		var w struct {
-			Data     map[string]json.RawMessage `json:"data"`
-			Before   json.RawMessage            `json:"before-image"`
-			Control  json.RawMessage            `json:"control"`
-			Metadata struct {
-				RecordType string  `json:"record-type"`
-				Operation  string  `json:"operation"`
-				Key        string  `json:"partition-key-value"`
-				TxID       *uint64 `json:"transaction-id"`
-				PrevTxID   *uint64 `json:"prev-transaction-id"`
-				Commit     string  `json:"commit-timestamp"`
-				Position   string  `json:"stream-position"`
-			} `json:"metadata"`
+	// The rows keep pieces of lines: split them in place.
+	for rest := lines; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
 		}
-		if err := json.Unmarshal(sc.Bytes(), &w); err != nil {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var data, before, control, meta []byte
+		err := eachMember(line, func(k, v []byte) error {
+			switch string(k) {
+			case "data":
+				data = v
+			case "before-image":
+				before = v
+			case "control":
+				control = v
+			case "metadata":
+				meta = v
+			}
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("decoding a buffered record: %w", err)
 		}
-		m := &w.Metadata
+		var m struct {
+			recordType, operation, key, commit, position []byte
+			txID                                         []byte
+			prevTxID                                     bool
+		}
+		if meta != nil {
+			err = eachMember(meta, func(k, v []byte) error {
+				var err error
+				switch string(k) {
+				case "record-type":
+					m.recordType, err = unquote(v)
+				case "operation":
+					m.operation, err = unquote(v)
+				case "partition-key-value":
+					m.key, err = unquote(v)
+				case "commit-timestamp":
+					m.commit, err = unquote(v)
+				case "stream-position":
+					m.position, err = unquote(v)
+				case "transaction-id":
+					m.txID = v
+				case "prev-transaction-id":
+					m.prevTxID = !isNull(v)
+				}
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("decoding a buffered record: %w", err)
+			}
+		}
 		switch {
-		case w.Control != nil || m.RecordType != "data" || change.Op(m.Operation).IsControl():
-			return nil, fmt.Errorf("record %s is a control record", m.Position)
-		case w.Before != nil:
-			return nil, fmt.Errorf("record %s has a before-image, which typed formats do not hold", m.Position)
-		case m.PrevTxID != nil:
-			return nil, fmt.Errorf("record %s has transaction details, which typed formats do not hold", m.Position)
+		case control != nil || string(m.recordType) != "data" || change.Op(m.operation).IsControl():
+			return nil, fmt.Errorf("record %s is a control record", m.position)
+		case before != nil && !isNull(before):
+			return nil, fmt.Errorf("record %s has a before-image, which typed formats do not hold", m.position)
+		case m.prevTxID:
+			return nil, fmt.Errorf("record %s has transaction details, which typed formats do not hold", m.position)
 		}
-		commit, err := time.Parse("2006-01-02T15:04:05.999999Z", m.Commit)
+		commit, err := time.Parse("2006-01-02T15:04:05.999999Z", string(m.commit))
 		if err != nil {
-			return nil, fmt.Errorf("record %s: commit-timestamp: %w", m.Position, err)
+			return nil, fmt.Errorf("record %s: commit-timestamp: %w", m.position, err)
 		}
-		r := tableRow{op: change.Op(m.Operation), position: m.Position, commitTime: commit, key: m.Key,
-			values: make([]json.RawMessage, len(def.Columns)), size: len(sc.Bytes()) + 1}
-		if m.TxID != nil {
-			r.txID, r.hasTxID = *m.TxID, true
+		r := tableRow{op: change.Op(m.operation), position: string(m.position), commitTime: commit, key: string(m.key),
+			values: make([]json.RawMessage, len(def.Columns)), size: len(line) + 1}
+		if m.txID != nil && !isNull(m.txID) {
+			if r.txID, err = strconv.ParseUint(string(m.txID), 10, 64); err != nil {
+				return nil, fmt.Errorf("record %s: transaction-id %s: %w", m.position, m.txID, err)
+			}
+			r.hasTxID = true
 		}
-		for name, v := range w.Data {
-			i, ok := index[name]
+		n := 0
+		if data == nil || isNull(data) {
+			return nil, fmt.Errorf("record %s has no data", m.position)
+		}
+		err = eachMember(data, func(name, v []byte) error {
+			i, ok := index[string(name)]
 			if !ok {
-				return nil, fmt.Errorf("record %s has column %q, which the table definition does not have", m.Position, name)
+				return fmt.Errorf("record %s has column %q, which the table definition does not have", m.position, name)
+			}
+			if r.values[i] == nil {
+				n++
 			}
 			r.values[i] = v
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		if len(w.Data) != len(def.Columns) {
-			return nil, fmt.Errorf("record %s has %d columns, the table definition %d", m.Position, len(w.Data), len(def.Columns))
+		if n != len(def.Columns) {
+			return nil, fmt.Errorf("record %s has %d columns, the table definition %d", m.position, n, len(def.Columns))
 		}
 		rows = append(rows, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading buffered records: %w", err)
 	}
 	return rows, nil
 }
@@ -105,11 +153,8 @@ func jsonString(v json.RawMessage) (string, error) {
 	if len(v) == 0 || v[0] != '"' {
 		return "", fmt.Errorf("%s is not a string", v)
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return "", err
-	}
-	return s, nil
+	s, err := unquote(v)
+	return string(s), err
 }
 
 // encodeObject encodes a buffer in the configured format. A buffer of data
