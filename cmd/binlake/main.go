@@ -5,28 +5,54 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"time"
 
 	"github.com/binlake/binlake/internal/cli"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	// BINLAKE_CPUPROFILE=file writes a CPU profile of the whole run, for
 	// `go tool pprof` (used by make bench's investigations).
 	if path := os.Getenv("BINLAKE_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "binlake: BINLAKE_CPUPROFILE:", err)
-			os.Exit(1)
+			return 1
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(os.Stderr, "binlake: BINLAKE_CPUPROFILE:", err)
-			os.Exit(1)
+			return 1
 		}
-		code := cli.Main(os.Args[1:], os.Stdout, os.Stderr)
-		pprof.StopCPUProfile()
-		f.Close()
-		os.Exit(code)
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
-	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+	// BINLAKE_MEMPROFILE=file writes a heap profile whenever the heap in
+	// use is the largest seen so far (checked every second): the profile
+	// of the peak.
+	if path := os.Getenv("BINLAKE_MEMPROFILE"); path != "" {
+		go heapPeaks(path)
+	}
+	return cli.Main(os.Args[1:], os.Stdout, os.Stderr)
+}
+
+func heapPeaks(path string) {
+	var peak uint64
+	for range time.Tick(time.Second) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse <= peak {
+			continue
+		}
+		peak = ms.HeapInuse
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 }
