@@ -403,8 +403,20 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered, res transform.O
 	}
 	b := d.buffers[k]
 	if b != nil && m.Position <= b.last {
-		// Delivered again while its first copy waits in the buffer; that
-		// copy's acknowledgement covers it.
+		// Delivered again while its first copy waits in the buffer. The
+		// same stream message delivered again is acknowledged with the
+		// first copy. A copy in another message (capture published the
+		// record again after a restart) is acknowledged now: the first
+		// copy's message keeps the record on the stream until the buffer
+		// is stored, and leaving this one unacknowledged would hold the
+		// stream's resume point, and its retention, behind it until the
+		// ack wait sends it again.
+		if first := b.find(m.Position); first != nil && first.Seq != m.Seq {
+			d.mu.Lock()
+			d.state.Duplicates++
+			d.mu.Unlock()
+			return m.Ack(ctx)
+		}
 		return nil
 	}
 	b, err := d.cutBefore(ctx, b, m)
@@ -434,6 +446,16 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered, res transform.O
 	if res.Result == transform.Ok {
 		count(&b.counts, &b.reloaded, m)
 		d.noteTableDef(b, m)
+	}
+	return nil
+}
+
+// find returns the buffered message at position pos, nil if none. The
+// buffer holds positions in increasing order.
+func (b *buffer) find(pos string) *stream.Delivered {
+	i := sort.Search(len(b.msgs), func(i int) bool { return b.msgs[i].Position >= pos })
+	if i < len(b.msgs) && b.msgs[i].Position == pos {
+		return b.msgs[i]
 	}
 	return nil
 }

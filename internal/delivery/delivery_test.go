@@ -417,3 +417,41 @@ func TestPendingObjectCompacted(t *testing.T) {
 		return nil
 	})
 }
+
+// TestResendWhileBuffered: a record capture published again after a
+// restart (another stream message) that arrives while its first copy waits
+// in a buffer is acknowledged at once — the first copy's message keeps it
+// on the stream — while the same message delivered again waits for the
+// first copy's flush, whose acknowledgement covers it.
+func TestResendWhileBuffered(t *testing.T) {
+	ctx := t.Context()
+	cfg := testConfig(t, "delivery: {buffer: {size: 1MiB, interval: 10m}}\n")
+	d := New(Options{Config: cfg, Bucket: objstore.NewMemory(), StateDir: t.TempDir(), Logger: quiet})
+	acked := map[uint64]int{}
+	msg := func(seq uint64, offset int) *stream.Delivered {
+		rec := &change.Record{Op: change.OpInsert, Schema: "s", Table: "a", Data: change.Row{{Name: "id", Value: int64(offset)}},
+			CommitTime: time.Now(), Position: change.Position{File: 1, Offset: uint64(offset), Kind: change.KindEvent}}
+		return stream.NewDelivered(stream.Message{Partition: 0, Table: "s.a", Position: rec.Position.String(), Op: "insert",
+			CommitTime: rec.CommitTime, Data: rec.AppendJSON(nil)}, seq, func(context.Context) error { acked[seq]++; return nil })
+	}
+	add := func(m *stream.Delivered) {
+		t.Helper()
+		res, err := d.transform(ctx, []*stream.Delivered{m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.add(ctx, m, res[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(msg(1, 100))
+	add(msg(1, 200))
+	add(msg(1, 100)) // message 1 delivered again
+	add(msg(2, 100)) // the record again, in message 2
+	if acked[1] != 0 || acked[2] != 1 {
+		t.Errorf("acknowledgements by message: %v; want message 2's once, message 1's none until the flush", acked)
+	}
+	if n := len(d.buffers[bufKey{table: "s.a"}].msgs); n != 2 {
+		t.Errorf("the buffer holds %d records, want 2", n)
+	}
+}

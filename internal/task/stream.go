@@ -45,6 +45,9 @@ type openedStream struct {
 	// room tells how full an embedded or NATS stream is; nil for the
 	// other backends, whose retention binlake does not manage.
 	room func() natsjs.Room
+	// failed delivers the error of an embedded stream that stopped taking
+	// records (its store cannot be written); nil for the other backends.
+	failed <-chan error
 }
 
 func (s *openedStream) close() error {
@@ -98,11 +101,12 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, targ
 	sc := cfg.Stream
 	switch sc.Type {
 	case config.StreamEmbedded:
-		ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(cfg.StateDir, "stream"), Listen: sc.Embedded.Listen})
+		ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(cfg.StateDir, "stream"), Listen: sc.Embedded.Listen, Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		s.closers = append(s.closers, func() error { ns.Shutdown(); return nil })
+		s.watch(ns.Err)
 		nc, err := ns.Connect()
 		if err != nil {
 			return nil, err
@@ -202,6 +206,32 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, targ
 		return s, nil
 	}
 	return nil, fmt.Errorf("stream.type %q is not supported", sc.Type)
+}
+
+// watch checks every second, until the stream is closed (before the
+// server is), whether check reports the stream failed, and delivers its
+// error on s.failed.
+func (s *openedStream) watch(check func() error) {
+	failed := make(chan error, 1)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if err := check(); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	s.failed = failed
+	s.closers = append(s.closers, func() error { close(stop); <-done; return nil })
 }
 
 // keepTrimmed runs st.KeepTrimmed until the stream is closed (before its

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -87,7 +88,7 @@ func (t *Task) setStatus(s, reason string) {
 // are saved. A full-load task returns by itself once the load is delivered.
 func (t *Task) Run(ctx context.Context) (err error) {
 	defer func() {
-		if err != nil {
+		if err = stateDirHint(err, t.cfg.StateDir); err != nil {
 			t.setStatus(StatusFailed, err.Error())
 		} else {
 			t.setStatus(StatusStopped, "")
@@ -177,17 +178,66 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}
 	switch {
 	case !delivering:
-		return t.runCapture(ctx, prod)
+		err = t.runCapture(ctx, prod, st.failed)
 	case !capturing:
-		return t.runDelivery(ctx, shared)
+		err = t.runDelivery(ctx, shared, st.failed)
+	default:
+		err = t.runStages(ctx, prod, cons, st.failed)
 	}
-	return t.runStages(ctx, prod, cons)
+	return err
+}
+
+// stateDirHint adds the remedy to an error that comes from state_dir's
+// disk: full, read-only, or not binlake's to write. The checkpoints are
+// written atomically and the stream keeps what it acknowledged, so
+// nothing is lost: binlake resumes from them once the disk takes writes.
+func stateDirHint(err error, dir string) error {
+	if err == nil {
+		return nil
+	}
+	var sf *streamFailedError
+	disk := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, os.ErrPermission)
+	if !errors.As(err, &sf) && !(disk && strings.Contains(err.Error(), dir)) {
+		return err
+	}
+	return fmt.Errorf("%w\nstate_dir %s cannot be written: free space on its disk (or make it writable), then start binlake again; nothing is lost, it resumes from its checkpoints", err, dir)
+}
+
+// streamFailedError is the error of a task whose stream stopped taking
+// records: the stages stop at once, without a drain.
+type streamFailedError struct{ err error }
+
+func (e *streamFailedError) Error() string { return "stream: " + e.err.Error() }
+func (e *streamFailedError) Unwrap() error { return e.err }
+
+func streamFailure(err error) error { return &streamFailedError{err} }
+
+// awaitStop waits a while for a stopped stage to return. A stage that
+// flushes to a failed stream while it stops can wait for ever; it returns
+// once Run closes the stream's connection, and nothing depends on its
+// last checkpoint: the one before is consistent.
+func awaitStop(done <-chan error) {
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
 }
 
 // runCapture is a capture-only process: when capture stops, everything it
 // published is flushed to the stream, which the deliver processes read.
-func (t *Task) runCapture(ctx context.Context, prod stream.Producer) error {
-	err := t.capture.Run(ctx)
+func (t *Task) runCapture(ctx context.Context, prod stream.Producer, failed <-chan error) error {
+	capCtx, stopCapture := context.WithCancel(ctx)
+	defer stopCapture()
+	capDone := make(chan error, 1)
+	go func() { capDone <- t.capture.Run(capCtx) }()
+	var err error
+	select {
+	case err = <-capDone:
+	case ferr := <-failed:
+		stopCapture()
+		awaitStop(capDone)
+		return streamFailure(ferr)
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}
@@ -208,10 +258,12 @@ func (t *Task) runCapture(ctx context.Context, prod stream.Producer) error {
 // cancelled, then flushes its buffers and saves its checkpoints. With
 // shared partitions, it first hands its partitions over to the other
 // workers.
-func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error {
+func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions, failed <-chan error) error {
 	drain := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- t.delivery.Run(context.WithoutCancel(ctx), drain) }()
+	delCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDelivery()
+	go func() { done <- t.delivery.Run(delCtx, drain) }()
 	startJobs(ctx, t.jobs)
 	defer haltJobs(t.jobs)
 	coordDone := make(chan error, 1)
@@ -221,6 +273,10 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error 
 	select {
 	case err := <-done:
 		return fmt.Errorf("delivery: %w", err)
+	case err := <-failed:
+		stopDelivery()
+		awaitStop(done)
+		return streamFailure(err)
 	case err := <-coordDone:
 		if err != nil {
 			return fmt.Errorf("sharing the partitions: %w", err)
@@ -245,7 +301,7 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions) error 
 
 // runStages is the shutdown order in one place: capture stops first, then
 // delivery drains what capture published.
-func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.Consumer) error {
+func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.Consumer, failed <-chan error) error {
 	capCtx, stopCapture := context.WithCancel(ctx)
 	defer stopCapture()
 	delCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
@@ -259,13 +315,24 @@ func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.
 	startJobs(ctx, t.jobs)
 	defer haltJobs(t.jobs)
 
+	// A stream that stops taking records stops both stages at once: what
+	// was not acknowledged comes again after the restart.
+	streamFailed := func(err error) error {
+		stopCapture()
+		stopDelivery()
+		awaitStop(capDone)
+		awaitStop(delDone)
+		return streamFailure(err)
+	}
 	var capErr error
 	select {
 	case capErr = <-capDone:
 	case err := <-delDone:
 		stopCapture()
-		<-capDone
+		awaitStop(capDone)
 		return fmt.Errorf("delivery: %w", err)
+	case err := <-failed:
+		return streamFailed(err)
 	}
 	if errors.Is(capErr, context.Canceled) && ctx.Err() != nil {
 		capErr = nil
@@ -276,8 +343,16 @@ func (t *Task) runStages(ctx context.Context, prod stream.Producer, cons stream.
 	t.setStatus(StatusStopping, "")
 	t.log.Info("draining: delivering everything captured")
 	close(drain)
-	if err := <-delDone; err != nil {
-		return errors.Join(capErr, fmt.Errorf("delivery: %w", err))
+	var delErr error
+	select {
+	case delErr = <-delDone:
+	case err := <-failed:
+		stopDelivery()
+		awaitStop(delDone)
+		return errors.Join(capErr, streamFailure(err))
+	}
+	if delErr != nil {
+		return errors.Join(capErr, fmt.Errorf("delivery: %w", delErr))
 	}
 	finishJobs(ctx, t.jobs)
 	if capErr != nil {
