@@ -447,6 +447,10 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered, res transform.O
 		count(&b.counts, &b.reloaded, m)
 		d.noteTableDef(b, m)
 	}
+	// The buffer holds a copy: the message is kept for its position and
+	// its acknowledgement only, and its data (with the decoded batch it
+	// shares memory with) can go.
+	m.Data = nil
 	return nil
 }
 
