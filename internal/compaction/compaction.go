@@ -415,19 +415,17 @@ func (c *Compactor) expire(ctx context.Context, objs []lake.Listed, now time.Tim
 	if len(objs) == 0 {
 		return 0, nil
 	}
-	// With snapshot tables, an object stays until the table's snapshot
-	// holds its records: the snapshot starts from there, and nothing else
-	// holds them once the object is gone.
-	snapshot, held := c.cfg.Delivery.Tables == config.TablesSnapshot, ""
+	// With current-state tables, an object stays until the table holds
+	// its records: the table's next run starts from there, and nothing
+	// else holds them once the object is gone.
+	snapshot, held := c.cfg.Delivery.Tables != config.TablesNone, ""
 	if snapshot {
 		schema, table, _ := strings.Cut(objs[0].Table, ".")
-		m, err := lakehouse.ReadManifest(ctx, c.bucket, c.root, schema, table)
+		parts, err := lakehouse.Held(ctx, c.cfg, c.bucket, schema, table)
 		if err != nil {
 			return 0, err
 		}
-		if m != nil {
-			held = m.Partitions[objs[0].Partition]
-		}
+		held = parts[objs[0].Partition]
 	}
 	cutoff := now.Add(-c.cfg.Delivery.Retention.D())
 	for i, o := range objs {

@@ -209,6 +209,7 @@ type Delivery struct {
 	// the change log into Parquet files named by a manifest (Snapshot).
 	Tables   string   `yaml:"tables"`
 	Snapshot Snapshot `yaml:"snapshot"`
+	Iceberg  Iceberg  `yaml:"iceberg"`
 	// Compaction merges small objects of the change log into large ones.
 	Compaction Compaction `yaml:"compaction"`
 	// Retention deletes change-log objects whose newest record was
@@ -339,6 +340,7 @@ func defaults() *Config {
 			Partitioning: "time",
 			Tables:       TablesNone,
 			Snapshot:     defaultSnapshot(),
+			Iceberg:      Iceberg{DeleteMode: "copy-on-write"},
 			Compaction:   defaultCompaction(),
 		},
 		S3:         S3{StallTimeout: Duration(30 * time.Second)},

@@ -91,6 +91,7 @@ var goodConfigs = []struct {
 					Partitioning: "time",
 					Tables:       TablesNone,
 					Snapshot:     defaultSnapshot(),
+					Iceberg:      Iceberg{DeleteMode: "copy-on-write"},
 					Compaction:   defaultCompaction(),
 				},
 				Transforms: Transforms{Processor: defaultProcessor},
@@ -144,6 +145,7 @@ var goodConfigs = []struct {
 					Prefix:       "orders/",
 					Tables:       TablesNone,
 					Snapshot:     defaultSnapshot(),
+					Iceberg:      Iceberg{DeleteMode: "copy-on-write"},
 					Compaction:   defaultCompaction(),
 				},
 				Transforms: Transforms{Processor: defaultProcessor},
@@ -361,7 +363,8 @@ var badConfigs = []struct {
 		"include_transaction_details: needs delivery.format: json; csv objects hold no prev-transaction-id",
 	}},
 	{"snapshot.bad.yml", []string{
-		`delivery.tables: must be one of none, snapshot; got "iceberg"`,
+		`delivery.tables: must be one of none, snapshot, iceberg; got "delta"`,
+		`delivery.iceberg.delete_mode: must be one of copy-on-write, merge-on-read; got "rewrite"`,
 		"delivery.snapshot.interval: must be between 1s and 24h, got 0s (e.g. interval: 5m)",
 		"delivery.snapshot.grace: must be between 0s and 168h, got 200h (e.g. grace: 10m)",
 		"delivery.snapshot.file_size: must be between 1KiB and 1GiB, got 2GiB (e.g. file_size: 128MiB)",
@@ -369,6 +372,9 @@ var badConfigs = []struct {
 		"delivery.compaction.target_size: must be between 1KiB and 5GiB, got 512B (e.g. target_size: 64MiB)",
 		"delivery.compaction.grace: must be between 0s and 168h, got -1s (e.g. grace: 10m)",
 		"delivery.retention: must be 0 (keep every object) or at least 1m, got 30s (e.g. retention: 720h)",
+	}},
+	{"iceberg-s3.bad.yml", []string{
+		"delivery.tables: iceberg needs a file:// target: its file catalog commits atomically only on a local file system (use snapshot on S3)",
 	}},
 	{"ranges.bad.yml", []string{
 		`task: "my task!" may only contain letters, digits, '_' and '-' (e.g. task: my-task)`,

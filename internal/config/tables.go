@@ -1,12 +1,24 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // What binlake keeps beside the change log (delivery.tables).
 const (
 	TablesNone     = "none"     // the change log only
 	TablesSnapshot = "snapshot" // each table's current rows as Parquet files and a manifest
+	TablesIceberg  = "iceberg"  // each table's current rows as an Apache Iceberg table
 )
+
+// Iceberg configures the Iceberg tables of delivery.tables: iceberg.
+type Iceberg struct {
+	// DeleteMode is how an Iceberg commit removes changed and deleted
+	// rows: copy-on-write (rewrites the data files that hold them) or
+	// merge-on-read (writes delete files that readers apply).
+	DeleteMode string `yaml:"delete_mode"`
+}
 
 // Snapshot configures the current-state tables of delivery.tables:
 // snapshot: how often the change log is compacted into them, how long
@@ -35,7 +47,11 @@ func defaultSnapshot() Snapshot {
 // validateLakeTables checks delivery.tables and its settings.
 func (c *Config) validateLakeTables(ps *problems) {
 	d := c.Delivery
-	ps.oneOf("delivery.tables", d.Tables, TablesNone, TablesSnapshot)
+	ps.oneOf("delivery.tables", d.Tables, TablesNone, TablesSnapshot, TablesIceberg)
+	ps.oneOf("delivery.iceberg.delete_mode", d.Iceberg.DeleteMode, "copy-on-write", "merge-on-read")
+	if d.Tables == TablesIceberg && !strings.HasPrefix(c.Target, "file://") {
+		ps.add("delivery.tables", "iceberg needs a file:// target: its file catalog commits atomically only on a local file system (use snapshot on S3)")
+	}
 	s := d.Snapshot
 	if s.Interval.D() < minSnapshotInterval || s.Interval.D() > maxSnapshotInterval {
 		ps.add("delivery.snapshot.interval", "must be between %s and %s, got %s (e.g. interval: 5m)", Duration(minSnapshotInterval), Duration(maxSnapshotInterval), s.Interval)

@@ -21,7 +21,7 @@ import (
 func (s *Snapshotter) rewrite(ctx context.Context, m *Manifest, st *tableState, w *writer) ([]File, []File, error) {
 	old := slices.Clone(m.Files)
 	slices.SortFunc(old, func(a, b File) int { return strings.Compare(a.MinKey, b.MinKey) })
-	if st.dropped {
+	if st.dropped || st.def == nil {
 		return nil, old, nil
 	}
 	if len(st.delta) == 0 && st.newSteps == 0 && !st.truncated {

@@ -1,9 +1,10 @@
 // Package lakehouse keeps each table's current rows beside the change log
-// (delivery.tables: snapshot). The change log is the truth, but what an
-// analyst queries is the table as it is now: the Snapshotter compacts the
-// change log into plain Parquet files per table, rows sorted by key, named
-// by a small JSON manifest that says up to which stream-positions they are
-// exact (docs/format.md#snapshot-tables).
+// (delivery.tables). The change log is the truth, but what an analyst
+// queries is the table as it is now: the Snapshotter compacts the change
+// log into plain Parquet files per table, rows sorted by key, named by a
+// small JSON manifest that says up to which stream-positions they are
+// exact (snapshot, docs/format.md#snapshot-tables), or commits it to an
+// Apache Iceberg table (iceberg, docs/format.md#iceberg-tables).
 //
 // A run is incremental: it starts from the previous manifest and reads
 // only the change-log objects whose names say they hold records after the
@@ -54,6 +55,7 @@ type Snapshotter struct {
 	log    *slog.Logger
 	now    func() time.Time
 	root   string
+	ice    *icebergSink // delivery.tables: iceberg
 
 	mu sync.Mutex // one run at a time
 }
@@ -63,6 +65,17 @@ func New(opts Options) (*Snapshotter, error) {
 	s := &Snapshotter{cfg: opts.Config, bucket: opts.Bucket, log: opts.Logger, now: opts.Now, root: opts.Config.Delivery.Root()}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if opts.Config.Delivery.Tables == config.TablesIceberg {
+		dir, err := objstore.FileTargetDir(opts.Config.Target)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.tables: iceberg: %w", err)
+		}
+		cat, err := OpenIcebergCatalog(dir, s.root)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.tables: iceberg: %w", err)
+		}
+		s.ice = &icebergSink{cat: cat, deleteMode: opts.Config.Delivery.Iceberg.DeleteMode}
 	}
 	return s, nil
 }
@@ -100,7 +113,12 @@ func (s *Snapshotter) Run(ctx context.Context) ([]TableResult, error) {
 	var out []TableResult
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(tables)) {
-		res := s.table(ctx, name, tables[name])
+		var res TableResult
+		if s.ice != nil {
+			res = s.icebergTable(ctx, name, tables[name])
+		} else {
+			res = s.table(ctx, name, tables[name])
+		}
 		if res.Err != nil {
 			errs = append(errs, fmt.Errorf("snapshot of %s: %w", name, res.Err))
 		}
@@ -152,16 +170,6 @@ func (s *Snapshotter) table(ctx context.Context, name string, parts map[int][]ob
 	if err := s.removeOrphans(ctx, dir, m); err != nil {
 		return fail(err)
 	}
-	var todo []object
-	covered := maps.Clone(m.Partitions)
-	for p, objs := range parts {
-		for _, o := range objs {
-			if o.Last > m.Partitions[p] {
-				todo = append(todo, o)
-				covered[p] = max(covered[p], o.Last)
-			}
-		}
-	}
 	now := s.now().UTC()
 	grace := s.cfg.Delivery.Snapshot.Grace.D()
 	var due, kept []Retired
@@ -172,39 +180,25 @@ func (s *Snapshotter) table(ctx context.Context, name string, parts map[int][]ob
 			kept = append(kept, r)
 		}
 	}
-	if len(todo) == 0 && len(due) == 0 {
+	st, covered, err := s.advance(ctx, m, parts)
+	if err != nil {
+		return fail(err)
+	}
+	if st == nil && len(due) == 0 {
 		return res
 	}
-
-	st, err := newTableState(m)
-	if err != nil {
-		return fail(err)
-	}
-	recs, err := s.read(ctx, m, todo)
-	if err != nil {
-		return fail(err)
-	}
-	for _, r := range recs {
-		if r.Schema != schema || r.Table != table {
-			return fail(fmt.Errorf("%s holds a record of %s.%s", r.Object, r.Schema, r.Table))
-		}
-		if err := st.apply(r); err != nil {
-			return fail(fmt.Errorf("%s: %w", r.Object, err))
+	if st == nil {
+		if st, err = newTableState(m); err != nil {
+			return fail(err)
 		}
 	}
 	res.Records = st.records
-	if len(st.delta) > 0 && st.def == nil {
-		return fail(errors.New("its records have no table definition before them in the change log (a lake written before binlake sent table definitions, or whose control records were deleted)"))
-	}
 	if st.def != nil && len(st.def.PrimaryKey) == 0 {
-		res.Skipped = "no primary key: replayed by key, its rows cannot be told apart"
+		res.Skipped = noKey
 		return res
 	}
 
-	next := *m
-	next.Generation = m.Generation + 1
-	next.Partitions = covered
-	next.ExactThrough = s.exactThrough(name, covered)
+	next := s.nextState(m, st, covered, now)
 	next.Retired = kept
 	w := &writer{s: s, dir: dir, table: name, gen: next.Generation}
 	files, retired, err := s.rewrite(ctx, m, st, w)
@@ -220,19 +214,6 @@ func (s *Snapshotter) table(ctx context.Context, name string, parts map[int][]ob
 	for _, f := range files {
 		next.Rows += f.Rows
 	}
-	if st.def != nil {
-		next.TableDef, _ = st.def.MarshalJSON()
-	}
-	next.Dropped = st.dropped
-	next.Inexact = st.inexact
-	next.TruncatedAt = st.truncatedAt
-	next.ShapePosition = st.shapePosition(m.ShapePosition)
-	next.Steps = st.pendingSteps(next.ExactThrough, s.cfg.Stream.Partitions)
-	next.PartitionDefs = nil
-	if s.cfg.Delivery.Format == config.FormatCSV {
-		next.PartitionDefs = st.partDefs // only CSV objects need them
-	}
-	next.UpdatedAt = now
 	if err := writeManifest(ctx, s.bucket, ManifestKey(s.root, schema, table), &next); err != nil {
 		return fail(err)
 	}
@@ -284,10 +265,79 @@ func (s *Snapshotter) writeSymlinks(ctx context.Context, dir string, files []Fil
 	return nil
 }
 
+// noKey is why a table without a primary key gets no current-state table.
+const noKey = "no primary key: replayed by key, its rows cannot be told apart"
+
+// advance reads the change-log records of parts that the state m does not
+// cover yet and applies them, in stream-position order, to the table
+// state m describes. It returns the state (nil when there was nothing
+// new) and the position each partition is covered through.
+func (s *Snapshotter) advance(ctx context.Context, m *Manifest, parts map[int][]object) (*tableState, map[int]string, error) {
+	var todo []object
+	covered := maps.Clone(m.Partitions)
+	if covered == nil {
+		covered = map[int]string{}
+	}
+	for p, objs := range parts {
+		for _, o := range objs {
+			if o.Last > m.Partitions[p] {
+				todo = append(todo, o)
+				covered[p] = max(covered[p], o.Last)
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return nil, covered, nil
+	}
+	st, err := newTableState(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, err := s.read(ctx, m, todo)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range recs {
+		if r.Schema != m.Schema || r.Table != m.Table {
+			return nil, nil, fmt.Errorf("%s holds a record of %s.%s", r.Object, r.Schema, r.Table)
+		}
+		if err := st.apply(r); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", r.Object, err)
+		}
+	}
+	if len(st.delta) > 0 && st.def == nil {
+		return nil, nil, errors.New("its records have no table definition before them in the change log (a lake written before binlake sent table definitions, or whose control records were deleted)")
+	}
+	return st, covered, nil
+}
+
+// nextState is the state after st: what the next run starts from.
+func (s *Snapshotter) nextState(m *Manifest, st *tableState, covered map[int]string, now time.Time) Manifest {
+	next := *m
+	next.Generation = m.Generation + 1
+	next.Partitions = covered
+	next.ExactThrough = s.exactThrough(covered)
+	next.TableDef = nil
+	if st.def != nil {
+		next.TableDef, _ = st.def.MarshalJSON()
+	}
+	next.Dropped = st.dropped
+	next.Inexact = st.inexact
+	next.TruncatedAt = st.truncatedAt
+	next.ShapePosition = st.shapePosition(m.ShapePosition)
+	next.Steps = st.pendingSteps(next.ExactThrough, s.cfg.Stream.Partitions)
+	next.PartitionDefs = nil
+	if s.cfg.Delivery.Format == config.FormatCSV {
+		next.PartitionDefs = st.partDefs // only CSV objects need them
+	}
+	next.UpdatedAt = now
+	return next
+}
+
 // exactThrough is the position up to which every record of the table is
 // applied: the least of the partitions' (empty while a partition that can
 // hold the table's records has delivered none).
-func (s *Snapshotter) exactThrough(name string, covered map[int]string) string {
+func (s *Snapshotter) exactThrough(covered map[int]string) string {
 	var parts []int
 	if s.cfg.Stream.PartitionKey == config.PartitionByTable {
 		parts = slices.Collect(maps.Keys(covered))
@@ -397,4 +447,36 @@ func (s *Snapshotter) removeOrphans(ctx context.Context, dir string, m *Manifest
 		s.log.Info("deleted a snapshot file an interrupted run left", "key", key)
 	}
 	return nil
+}
+
+// Held returns, for each partition, the position through which the
+// current-state table of schema.table (delivery.tables: snapshot or
+// iceberg) holds the change log; nil when it has none yet. Retention
+// deletes no change-log object beyond it.
+func Held(ctx context.Context, cfg *config.Config, b objstore.Bucket, schema, table string) (map[int]string, error) {
+	root := cfg.Delivery.Root()
+	switch cfg.Delivery.Tables {
+	case config.TablesSnapshot:
+		m, err := ReadManifest(ctx, b, root, schema, table)
+		if err != nil || m == nil {
+			return nil, err
+		}
+		return m.Partitions, nil
+	case config.TablesIceberg:
+		dir, err := objstore.FileTargetDir(cfg.Target)
+		if err != nil {
+			return nil, err
+		}
+		cat, err := OpenIcebergCatalog(dir, root)
+		if err != nil {
+			return nil, err
+		}
+		defer cat.Close()
+		_, m, err := (&icebergSink{cat: cat}).load(ctx, schema, table)
+		if err != nil || m == nil {
+			return nil, err
+		}
+		return m.Partitions, nil
+	}
+	return nil, nil
 }

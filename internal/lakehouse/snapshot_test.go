@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lake"
 	"github.com/binlake/binlake/internal/lake/laketest"
 	"github.com/binlake/binlake/internal/lakehouse"
@@ -482,4 +483,95 @@ func (f *failManifest) Put(ctx context.Context, key string, body []byte) error {
 	}
 	f.written = append(f.written, key)
 	return f.Bucket.Put(ctx, key, body)
+}
+
+// TestIcebergTable keeps the same change log as an Iceberg table, one
+// commit per run: inserts, updates, deletes and a primary-key change, a
+// TRUNCATE, and an ALTER TABLE that renames, drops and adds a column with
+// a default (older rows are rewritten to get it); read back with
+// iceberg-go, deletes applied, the rows are exactly the replay's.
+func TestIcebergTable(t *testing.T) {
+	for _, mode := range []string{"copy-on-write", "merge-on-read"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			b, err := objstore.NewFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Parse([]byte(`task: ` + task + `
+source: {mysql: {host: db, user: u}}
+tables: [{include: "s.%"}]
+target: file://` + dir + `
+stream: {partitions: 2}
+delivery: {prefix: "lake/", tables: iceberg, iceberg: {delete_mode: ` + mode + `}}
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := lakehouse.New(lakehouse.Options{Config: cfg, Bucket: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := func() (map[string]map[string]any, *lakehouse.Manifest) {
+				t.Helper()
+				rows, m, err := lakehouse.ReadIcebergTable(context.Background(), dir, "lake/", "s", "items")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rows, m
+			}
+			l := newChangeLog(t, b)
+			l.control(change.OpCreateTable, "", itemsDef("name", "varchar(20)", "price", "decimal(6,2)", "gone", "int(11)"))
+			for i := 10; i < 16; i++ {
+				l.row(change.OpLoad, i, "name", fmt.Sprint("n", i), "price", change.Decimal("1.50"), "gone", int64(i))
+			}
+			l.flush()
+			run(t, s)
+			got, m := read()
+			if len(got) != 6 || m.Generation != 1 || m.ExactThrough == "" {
+				t.Fatalf("first commit: %d rows, state %+v", len(got), m)
+			}
+
+			l.row(change.OpUpdate, 11, "name", "eleven", "price", nil, "gone", int64(0))
+			l.row(change.OpDelete, 12, "name", "n12", "price", change.Decimal("1.50"), "gone", int64(12))
+			pos := change.Position{File: 1, Offset: l.next(), Kind: change.KindEvent}
+			l.rowAt(change.OpDelete, pos, 13, "name", "n13", "price", change.Decimal("1.50"), "gone", int64(13))
+			pos.B = 1
+			l.rowAt(change.OpInsert, pos, 41, "name", "n13", "price", change.Decimal("1.50"), "gone", int64(13))
+			l.flush()
+			run(t, s)
+			got, _ = read()
+			assertRows(t, got, want(
+				map[string]any{"id": n(10), "name": "n10", "price": "1.50", "gone": n(10)},
+				map[string]any{"id": n(11), "name": "eleven", "price": nil, "gone": n(0)},
+				map[string]any{"id": n(14), "name": "n14", "price": "1.50", "gone": n(14)},
+				map[string]any{"id": n(15), "name": "n15", "price": "1.50", "gone": n(15)},
+				map[string]any{"id": n(41), "name": "n13", "price": "1.50", "gone": n(13)},
+			))
+
+			l.control(change.OpChangeColumns, "ALTER TABLE items RENAME COLUMN name TO title, DROP COLUMN gone, ADD COLUMN qty int NOT NULL DEFAULT 3", nil)
+			l.control(change.OpCreateTable, "", itemsDef("title", "varchar(20)", "price", "decimal(6,2)", "qty", "int(11)"))
+			l.row(change.OpUpdate, 10, "title", "ten", "price", change.Decimal("2.00"), "qty", int64(7))
+			l.flush()
+			run(t, s)
+			got, m = read()
+			assertRows(t, got, want(
+				map[string]any{"id": n(10), "title": "ten", "price": "2.00", "qty": n(7)},
+				map[string]any{"id": n(11), "title": "eleven", "price": nil, "qty": n(3)},
+				map[string]any{"id": n(14), "title": "n14", "price": "1.50", "qty": n(3)},
+				map[string]any{"id": n(15), "title": "n15", "price": "1.50", "qty": n(3)},
+				map[string]any{"id": n(41), "title": "n13", "price": "1.50", "qty": n(3)},
+			))
+
+			l.control(change.OpTruncateTable, "TRUNCATE items", nil)
+			l.row(change.OpInsert, 50, "title", "after", "price", nil, "qty", int64(1))
+			l.flush()
+			run(t, s)
+			got, m = read()
+			assertRows(t, got, want(map[string]any{"id": n(50), "title": "after", "price": nil, "qty": n(1)}))
+			if m.Generation != 4 || m.ExactThrough != min(m.Partitions[0], m.Partitions[1]) {
+				t.Errorf("state after 4 commits: %+v", m)
+			}
+		})
+	}
 }

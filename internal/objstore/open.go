@@ -83,3 +83,17 @@ func parseS3Target(rest string) (bucket, prefix string, err error) {
 	}
 	return bucket, prefix, nil
 }
+
+// FileTargetDir returns the local directory of a file:// target, for
+// what needs the directory itself rather than a Bucket over it.
+func FileTargetDir(target string) (string, error) {
+	scheme, rest, ok := strings.Cut(target, "://")
+	if !ok || !strings.EqualFold(scheme, "file") {
+		return "", fmt.Errorf("target %q is not a file:// URL", target)
+	}
+	dir, err := parseFileTarget(rest)
+	if err != nil {
+		return "", fmt.Errorf("target %q: %w; %s", target, err, acceptedTargets)
+	}
+	return dir, nil
+}

@@ -12,7 +12,8 @@ import (
 )
 
 // job is work on the lake that runs beside delivery every interval while
-// delivery runs: the snapshot tables (delivery.tables: snapshot), which
+// delivery runs: the current-state tables (delivery.tables: snapshot or
+// iceberg), which
 // also run once more after delivery has drained, so that a stopped task
 // leaves snapshots holding everything it delivered, and compaction and
 // retention (delivery.compaction, delivery.retention). A job's runs never
@@ -33,13 +34,13 @@ type job struct {
 // lakeJobs are the jobs a delivering task runs on its lake.
 func (t *Task) lakeJobs(cfg *config.Config, bucket objstore.Bucket) ([]*job, error) {
 	var jobs []*job
-	if cfg.Delivery.Tables == config.TablesSnapshot {
+	if cfg.Delivery.Tables == config.TablesSnapshot || cfg.Delivery.Tables == config.TablesIceberg {
 		log := t.log.With("component", "snapshot")
 		s, err := lakehouse.New(lakehouse.Options{Config: cfg, Bucket: bucket, Logger: log})
 		if err != nil {
 			return nil, err
 		}
-		jobs = append(jobs, &job{name: "snapshot tables", interval: cfg.Delivery.Snapshot.Interval.D(), atDrain: true, log: log,
+		jobs = append(jobs, &job{name: cfg.Delivery.Tables + " tables", interval: cfg.Delivery.Snapshot.Interval.D(), atDrain: true, log: log,
 			run: func(ctx context.Context) error {
 				start := time.Now()
 				res, err := s.Run(ctx)
@@ -48,7 +49,7 @@ func (t *Task) lakeJobs(cfg *config.Config, bucket objstore.Bucket) ([]*job, err
 					written += r.Written
 					records += r.Records
 				}
-				log.Info("snapshot tables written", "tables", len(res), "records", records, "files_written", written, "took", time.Since(start).Round(time.Millisecond))
+				log.Info(cfg.Delivery.Tables+" tables written", "tables", len(res), "records", records, "files_written", written, "took", time.Since(start).Round(time.Millisecond))
 				return err
 			}})
 	}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lake"
 	"github.com/binlake/binlake/internal/lakehouse"
 	"github.com/binlake/binlake/internal/objstore"
@@ -28,71 +30,8 @@ import (
 // names them, and every row equals the source's, value by value.
 func TestSnapshotTablesEndToEnd(t *testing.T) {
 	duck := testbed.NewDuckDB(t)
-	m := startWordPress(t, 120)
-	db, err := m.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	work := testbed.NewWorkload(db, testbed.WordPressDB, 13)
-	dir := t.TempDir()
-	cfg := testConfig(t, m, "file://"+dir, `delivery: {buffer: {size: 64KiB, interval: 1s}, prefix: "wordpress-db/", tables: snapshot,
-  snapshot: {interval: 1s, grace: 0s, file_size: 48KiB}}
-`)
-	b, err := objstore.NewFile(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest := func(table string) *lakehouse.Manifest {
-		mf, err := lakehouse.ReadManifest(t.Context(), b, "wordpress-db/", testbed.WordPressDB, table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return mf
-	}
-
-	tk := task.New(cfg, logger(t))
-	ctx, stop := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- tk.Run(ctx) }()
-	waitFor(t, 60e9, func() bool { return tk.Status().Detail == "Load complete, replication ongoing" })
-	steps(t, work, 40)
-	if err := m.Exec(t.Context(), "UPDATE `wordpress-db`.wp_users SET ID = ID + 1000 WHERE ID = 2"); err != nil {
-		t.Fatal(err)
-	}
-	// A periodic snapshot holds wp_users in its first shape.
-	waitFor(t, 60e9, func() bool {
-		mf := manifest("wp_users")
-		return mf != nil && mf.Rows == 5 && strings.Contains(string(mf.TableDef), "display_name")
-	})
-	first := manifest("wp_posts").Generation
-	if err := m.Exec(t.Context(),
-		"ALTER TABLE `wordpress-db`.wp_users RENAME COLUMN display_name TO public_name, DROP COLUMN user_status,"+
-			" ADD COLUMN karma decimal(6,2) NOT NULL DEFAULT '1.5', ADD COLUMN nick varchar(20) NOT NULL AFTER user_login",
-		"ALTER TABLE `wordpress-db`.wp_options ADD COLUMN snap_note varchar(30) DEFAULT 'fresh'",
-		"TRUNCATE TABLE `wordpress-db`.wp_comments",
-	); err != nil {
-		t.Fatal(err)
-	}
-	steps(t, work, 40)
-	if err := m.Exec(t.Context(),
-		"UPDATE `wordpress-db`.wp_users SET nick = 'changed', karma = 7.25 WHERE ID = 1",
-		"UPDATE `wordpress-db`.wp_users SET ID = ID + 2000 WHERE ID = 3",
-		"DELETE FROM `wordpress-db`.wp_users WHERE ID = 4",
-		"UPDATE `wordpress-db`.wp_options SET snap_note = NULL WHERE option_name = 'home'",
-	); err != nil {
-		t.Fatal(err)
-	}
-	steps(t, work, 20)
-	waitCaughtUp(t, tk, m)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-
-	if g := manifest("wp_posts").Generation; g <= first {
-		t.Errorf("wp_posts: generation %d after the ALTERs, %d before: no snapshot was made while the task ran", g, first)
-	}
+	cfg, dir := currentStateWorkload(t, "snapshot, snapshot: {interval: 1s, grace: 0s, file_size: 48KiB}", readManifest)
+	manifest := func(table string) *lakehouse.Manifest { return readManifest(t, dir, table) }
 	for _, name := range wordpressTables {
 		src, err := capture.ReadTable(t.Context(), cfg.Source.MySQL, testbed.WordPressDB, name)
 		if err != nil {
@@ -140,6 +79,132 @@ func TestSnapshotTablesEndToEnd(t *testing.T) {
 	if !strings.Contains(string(users.TableDef), `"karma"`) || strings.Contains(string(users.TableDef), `"user_status"`) {
 		t.Errorf("wp_users's snapshot columns after the ALTER: %s", users.TableDef)
 	}
+}
+
+// currentStateWorkload runs the WordPress workload through a task with
+// delivery.tables: <tables>: updates, deletes and primary-key changes;
+// once state says a periodic run holds wp_users in its first shape,
+// ALTER TABLEs rename, drop and add columns (with a default, and NOT NULL
+// without one) of wp_users, which no statement writes afterwards but one,
+// and of wp_options, and a TRUNCATE empties wp_comments; then more
+// workload, and a drain. It returns the config and the lake directory.
+func currentStateWorkload(t *testing.T, tables string, state func(t *testing.T, dir, table string) *lakehouse.Manifest) (*config.Config, string) {
+	t.Helper()
+	m := startWordPress(t, 120)
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	work := testbed.NewWorkload(db, testbed.WordPressDB, 13)
+	dir := t.TempDir()
+	cfg := testConfig(t, m, "file://"+dir, `delivery: {buffer: {size: 64KiB, interval: 1s}, prefix: "wordpress-db/", tables: `+tables+`}
+`)
+	tk := task.New(cfg, logger(t))
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tk.Run(ctx) }()
+	waitFor(t, 60e9, func() bool { return tk.Status().Detail == "Load complete, replication ongoing" })
+	steps(t, work, 40)
+	if err := m.Exec(t.Context(), "UPDATE `wordpress-db`.wp_users SET ID = ID + 1000 WHERE ID = 2"); err != nil {
+		t.Fatal(err)
+	}
+	// A periodic run holds wp_users in its first shape.
+	waitFor(t, 60e9, func() bool {
+		mf := state(t, dir, "wp_users")
+		return mf != nil && mf.Rows == 5 && strings.Contains(string(mf.TableDef), "display_name")
+	})
+	first := state(t, dir, "wp_posts").Generation
+	if err := m.Exec(t.Context(),
+		"ALTER TABLE `wordpress-db`.wp_users RENAME COLUMN display_name TO public_name, DROP COLUMN user_status,"+
+			" ADD COLUMN karma decimal(6,2) NOT NULL DEFAULT '1.5', ADD COLUMN nick varchar(20) NOT NULL AFTER user_login",
+		"ALTER TABLE `wordpress-db`.wp_options ADD COLUMN snap_note varchar(30) DEFAULT 'fresh'",
+		"TRUNCATE TABLE `wordpress-db`.wp_comments",
+	); err != nil {
+		t.Fatal(err)
+	}
+	steps(t, work, 40)
+	if err := m.Exec(t.Context(),
+		"UPDATE `wordpress-db`.wp_users SET nick = 'changed', karma = 7.25 WHERE ID = 1",
+		"UPDATE `wordpress-db`.wp_users SET ID = ID + 2000 WHERE ID = 3",
+		"DELETE FROM `wordpress-db`.wp_users WHERE ID = 4",
+		"UPDATE `wordpress-db`.wp_options SET snap_note = NULL WHERE option_name = 'home'",
+	); err != nil {
+		t.Fatal(err)
+	}
+	steps(t, work, 20)
+	waitCaughtUp(t, tk, m)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if g := state(t, dir, "wp_posts").Generation; g <= first {
+		t.Errorf("wp_posts: generation %d after the ALTERs, %d before: no run was made while the task ran", g, first)
+	}
+	return cfg, dir
+}
+
+// TestIcebergTablesEndToEnd is the acceptance of delivery.tables:
+// iceberg: the workload of currentStateWorkload, committed to Iceberg
+// tables every second and at the drain, then each table read back with
+// iceberg-go (deletes applied) equals the source, value by value.
+func TestIcebergTablesEndToEnd(t *testing.T) {
+	for _, mode := range []string{"copy-on-write", "merge-on-read"} {
+		t.Run(mode, func(t *testing.T) {
+			state := func(t *testing.T, dir, table string) (map[string]map[string]any, *lakehouse.Manifest) {
+				rows, mf, err := lakehouse.ReadIcebergTable(t.Context(), dir, "wordpress-db/", testbed.WordPressDB, table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rows, mf
+			}
+			cfg, dir := currentStateWorkload(t, "iceberg, iceberg: {delete_mode: "+mode+"}, snapshot: {interval: 1s}", func(t *testing.T, dir, table string) *lakehouse.Manifest {
+				_, mf := state(t, dir, table)
+				return mf
+			})
+			for _, name := range wordpressTables {
+				src, err := capture.ReadTable(t.Context(), cfg.Source.MySQL, testbed.WordPressDB, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, mf := state(t, dir, name)
+				if mf == nil {
+					t.Fatalf("%s: no Iceberg table", name)
+				}
+				if len(mf.Inexact) > 0 {
+					t.Errorf("%s: the table says it is not exact: %+v", name, mf.Inexact)
+				}
+				if len(got) != len(src) {
+					t.Errorf("%s: iceberg-go reads %d rows, the source has %d", name, len(got), len(src))
+				}
+				mismatches := 0
+				for key, row := range src {
+					want := lake.SourceRow(row)
+					have, ok := got[key]
+					if !ok || !reflect.DeepEqual(have, want) {
+						if mismatches++; mismatches < 10 {
+							t.Errorf("%s %s: source %v\niceberg %v", name, key, want, have)
+						}
+					}
+				}
+				t.Logf("%s: %d rows, generation %d, exact through %s", name, len(got), mf.Generation, mf.ExactThrough)
+			}
+		})
+	}
+}
+
+// readManifest reads the snapshot manifest of a WordPress table in the
+// lake in dir.
+func readManifest(t *testing.T, dir, table string) *lakehouse.Manifest {
+	b, err := objstore.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := lakehouse.ReadManifest(t.Context(), b, "wordpress-db/", testbed.WordPressDB, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mf
 }
 
 // duckSnapshot reads a snapshot's files with DuckDB: each row by its

@@ -148,7 +148,7 @@ func (t *Task) Run(ctx context.Context) (err error) {
 			t.coord = shared.coord
 		}
 	}
-	if delivering && shared != nil && (cfg.Delivery.Tables == config.TablesSnapshot || cfg.Delivery.Compaction.Enabled || cfg.Delivery.Retention > 0) {
+	if delivering && shared != nil && (cfg.Delivery.Tables != config.TablesNone || cfg.Delivery.Compaction.Enabled || cfg.Delivery.Retention > 0) {
 		t.log.Warn("deliver workers that share the stream's partitions make no snapshot tables and do not compact or expire the change log (each sees part of the stream); run `binlake snapshot` and `binlake compact` in one place on a schedule instead")
 	} else if delivering {
 		if t.jobs, err = t.lakeJobs(cfg, bucket); err != nil {
