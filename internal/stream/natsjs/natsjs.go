@@ -163,9 +163,16 @@ func (s *Stream) Producer() stream.Producer {
 	return &producer{s: s}
 }
 
-// maxInFlight bounds the messages published and not yet acknowledged by the
-// server: Publish waits for them beyond it (backpressure).
-const maxInFlight = 1024
+// ackAck is JetStream's acknowledgement body.
+var ackAck = []byte("+ACK")
+
+// maxInFlight and maxInFlightBytes bound the messages published and not
+// yet acknowledged by the server: Publish waits for them beyond either
+// (backpressure, and the memory they hold).
+const (
+	maxInFlight      = 1024
+	maxInFlightBytes = 16 << 20
+)
 
 type producer struct {
 	s *Stream
@@ -174,6 +181,8 @@ type producer struct {
 	flushMu sync.Mutex // one Flush at a time
 	mu      sync.Mutex // orders sends: the order of PublishMsgAsync calls is pending's
 	pending []jetstream.PubAckFuture
+	// pendingBytes is the payload bytes of pending.
+	pendingBytes int
 }
 
 func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
@@ -213,11 +222,15 @@ func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
 		p.mu.Lock()
 		err := p.sendLocked(ctx, msg)
 		n := len(p.pending)
+		if err == nil {
+			p.pendingBytes += len(msg.Data)
+		}
+		full := n >= maxInFlight || p.pendingBytes >= maxInFlightBytes
 		p.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("publishing %s: %w", m.Position, err)
 		}
-		if n >= maxInFlight {
+		if full {
 			if err := p.Flush(ctx); err != nil {
 				return err
 			}
@@ -262,7 +275,7 @@ func (p *producer) Flush(ctx context.Context) error {
 	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	pending := p.pending
-	p.pending = nil
+	p.pending, p.pendingBytes = nil, 0
 	p.mu.Unlock()
 	for len(pending) > 0 {
 		failed := -1
@@ -591,6 +604,7 @@ func (c *consumer) decode(msg jetstream.Msg) (stream.Part, error) {
 		return stream.Part{}, fmt.Errorf("message metadata: %w", err)
 	}
 	c.backlog.Store(meta.NumPending)
+	reply, seq := msg.Reply(), meta.Sequence.Stream
 	p := stream.Part{
 		Message: stream.Message{
 			Partition:  part,
@@ -603,11 +617,17 @@ func (c *consumer) decode(msg jetstream.Msg) (stream.Part, error) {
 		},
 		Index: 1, Count: 1,
 		Seq: meta.Sequence.Stream,
+		// Acknowledged by its reply subject, as jetstream.Msg.Ack does:
+		// holding only the subject lets the message's payload go once
+		// delivery has copied its records.
 		Ack: func(ctx context.Context) error {
-			if err := msg.Ack(); err != nil {
+			if reply == "" {
+				return jetstream.ErrMsgNoReply
+			}
+			if err := c.s.nc.Publish(reply, ackAck); err != nil {
 				return err
 			}
-			c.acks.ack(meta.Sequence.Stream)
+			c.acks.ack(seq)
 			return nil
 		},
 	}
