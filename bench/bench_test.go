@@ -263,6 +263,26 @@ log: {level: warn}
 		row{"CDC catch-up", changes, "mysqlbinlog --verbose > /dev/null", mblMed, rate(mblMed), "× bare loop", bareMed.seconds / mblMed.seconds},
 		row{"CDC catch-up", changes, "binlake cdc → lake (json gzip)", blMed, rate(blMed), "× bare loop", bareMed.seconds / blMed.seconds})
 
+	// 4. Memory: one transaction of BENCH_TXN_ROWS rows, captured and
+	// delivered (it passes through capture's spill file).
+	txnRows := envInts("BENCH_TXN_ROWS", []int{1000000})[0]
+	if err := m.Exec(t.Context(), "CREATE TABLE "+db+".bigtxn (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL)",
+		"FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	txStart := m.BinlogEnd(t)
+	if err := m.Exec(t.Context(), fmt.Sprintf("INSERT INTO %s.bigtxn SELECT seq, seq %% 1000, REPEAT(CHAR(97 + seq %% 26), 120), REPEAT('x', 60) FROM %s.seq_1_to_%d", db, db, txnRows)); err != nil {
+		t.Fatal(err)
+	}
+	txEnd := m.BinlogEnd(t)
+	var tx []result
+	for range runs {
+		tx = append(tx, cdcRun(t, bin, m, db, txStart, txEnd))
+	}
+	txMed := median(tx)
+	t.Logf("one transaction of %d rows: %.2fs, peak RSS %.0f MiB", txnRows, txMed.seconds, txMed.rssMiB)
+	rows = append(rows, row{"one transaction", txnRows, "binlake cdc → lake (json gzip)", txMed, float64(txnRows) / txMed.seconds, "", 0})
+
 	// 3. Latency at a fixed rate.
 	lat := latencyRun(t, bin, m, 1000, time.Duration(envInts("BENCH_LATENCY_SECONDS", []int{20})[0])*time.Second)
 
