@@ -259,18 +259,7 @@ func TestStartAtGTIDSet(t *testing.T) {
 	if err := m.Exec(t.Context(), "INSERT INTO shop.items VALUES (2, 'after')", "UPDATE shop.items SET v = 'changed' WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
-	lt := newLakeTask(t, m, fmt.Sprintf("migration: cdc\ncdc_start_position: %q\n", gtid))
-	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
-	ctx, stop := context.WithCancel(t.Context())
-	lt.stop, lt.done = stop, make(chan error, 1)
-	go func() { lt.done <- lt.tk.Run(ctx) }()
-	lt.drain(t)
-	var got []string
-	for _, r := range lt.records(t, "items") {
-		if r.meta("record-type") == "data" {
-			got = append(got, r.meta("operation")+" "+string(r.data["id"])+" "+string(r.data["v"]))
-		}
-	}
+	got := cdcFrom(t, m, gtid)
 	if want := `[insert 2 "after" update 1 "changed"]`; fmt.Sprint(got) != want {
 		t.Errorf("records after GTID %s: %v, want %s", gtid, got, want)
 	}
@@ -292,7 +281,24 @@ func TestStartAtTime(t *testing.T) {
 	if err := m.Exec(t.Context(), "INSERT INTO shop.items VALUES (3, 'after')", "UPDATE shop.items SET v = 'changed' WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
-	lt := newLakeTask(t, m, fmt.Sprintf("migration: cdc\ncdc_start_position: %q\n", at.UTC().Format(time.RFC3339)))
+	got := cdcFrom(t, m, at.UTC().Format(time.RFC3339))
+	if want := `[insert 3 "after" update 1 "changed"]`; fmt.Sprint(got) != want {
+		t.Errorf("records from %s: %v, want %s", at, got, want)
+	}
+
+	early := newLakeTask(t, m, "migration: cdc\ncdc_start_position: \"2001-01-01T00:00:00Z\"\n")
+	err := task.New(early.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil))).Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "before the oldest binlog") {
+		t.Errorf("a time before the oldest binlog: %v, want it refused", err)
+	}
+}
+
+// cdcFrom runs a CDC task on shop.items from cdc_start_position start until
+// it has read the binlog to its end, and returns its data records as
+// "operation id v".
+func cdcFrom(t *testing.T, m *testbed.MariaDB, start string) []string {
+	t.Helper()
+	lt := newLakeTask(t, m, fmt.Sprintf("migration: cdc\ncdc_start_position: %q\n", start))
 	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
 	ctx, stop := context.WithCancel(t.Context())
 	lt.stop, lt.done = stop, make(chan error, 1)
@@ -304,13 +310,5 @@ func TestStartAtTime(t *testing.T) {
 			got = append(got, r.meta("operation")+" "+string(r.data["id"])+" "+string(r.data["v"]))
 		}
 	}
-	if want := `[insert 3 "after" update 1 "changed"]`; fmt.Sprint(got) != want {
-		t.Errorf("records from %s: %v, want %s", at, got, want)
-	}
-
-	early := newLakeTask(t, m, "migration: cdc\ncdc_start_position: \"2001-01-01T00:00:00Z\"\n")
-	err := task.New(early.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil))).Run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "before the oldest binlog") {
-		t.Errorf("a time before the oldest binlog: %v, want it refused", err)
-	}
+	return got
 }
