@@ -11,6 +11,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -401,11 +402,9 @@ log: {level: warn}
 
 func writeReport(t *testing.T, sizes []int, runs, cdcEvents int, rows []row, lat latency) {
 	var b strings.Builder
-	cpu, _ := exec.Command("bash", "-c", "lscpu | sed -n 's/^Model name: *//p' | head -1").Output()
-	mem, _ := exec.Command("bash", "-c", "free -g | awk '/Mem:/ {print $2}'").Output()
 	ver, _ := exec.Command("bash", "-c", "mariadbd --version 2>/dev/null || /usr/sbin/mariadbd --version").Output()
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (bench/bench_test.go) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s GiB RAM, %s/%s, %s\n", strings.TrimSpace(string(cpu)), runtime.NumCPU(), strings.TrimSpace(string(mem)), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(&b, "- Machine: %s\n", machine())
 	fmt.Fprintf(&b, "- Source: %s\n", strings.TrimSpace(string(ver)))
 	fmt.Fprintf(&b, "- Command: `BENCH_ROWS=%s BENCH_RUNS=%d BENCH_CDC_EVENTS=%d make bench`; every figure is the median of %d runs, measured in the same run as its comparison\n",
 		strings.Trim(strings.ReplaceAll(fmt.Sprint(sizes), " ", ","), "[]"), runs, cdcEvents, runs)
@@ -435,7 +434,45 @@ func writeReport(t *testing.T, sizes []int, runs, cdcEvents int, rows []row, lat
 	fmt.Fprintf(&b, "\nPeak RSS of binlake during the latency run: %.0f MiB.\n", lat.rssMiB)
 	b.WriteString("\nTargets (issue #8): full load ≥ 1.5× mydumper (moonshot ≥ 1.0× mysqldump | gzip -1); CDC catch-up ≥ 0.5× the bare decode loop; commit→stream p99 ≤ 50 ms and commit→lake p99 ≤ buffer.interval + 1 s at 1k TPS; peak RSS ≤ 256 MiB with default settings at every size.\n")
 	fmt.Print(b.String())
-	if err := os.WriteFile("../BENCHMARKS.md", []byte(b.String()), 0o644); err != nil {
+	writeSection(t, "main", b.String())
+}
+
+// machine describes the machine the figures come from.
+func machine() string {
+	cpu, _ := exec.Command("bash", "-c", "lscpu | sed -n 's/^Model name: *//p' | head -1").Output()
+	mem, _ := exec.Command("bash", "-c", "free -g | awk '/Mem:/ {print $2}'").Output()
+	return fmt.Sprintf("%s, %d cores, %s GiB RAM, %s/%s, %s", strings.TrimSpace(string(cpu)), runtime.NumCPU(), strings.TrimSpace(string(mem)), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// writeSection replaces one benchmark's part of BENCHMARKS.md, between
+// <!-- bench:name --> and <!-- /bench:name -->, appending it when it is
+// not there yet, so that each benchmark rewrites only its own figures. A
+// file without any such markers is taken as the main part.
+func writeSection(t *testing.T, name, body string) {
+	const path = "../BENCHMARKS.md"
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	doc := string(old)
+	if doc != "" && !strings.Contains(doc, "<!-- bench:") {
+		doc = "<!-- bench:main -->\n" + doc + "<!-- /bench:main -->\n"
+	}
+	open, end := "<!-- bench:"+name+" -->\n", "<!-- /bench:"+name+" -->\n"
+	part := open + body + end
+	i, j := strings.Index(doc, open), strings.Index(doc, end)
+	switch {
+	case i >= 0 && j > i:
+		doc = doc[:i] + part + doc[j+len(end):]
+	case name == "main":
+		doc = part + doc
+	default:
+		if doc != "" {
+			doc += "\n"
+		}
+		doc += part
+	}
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

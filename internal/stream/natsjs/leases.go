@@ -23,16 +23,28 @@ func (s *Stream) LeaseStore(ctx context.Context, ttl time.Duration) (lease.Store
 	if s.opts.FileStore {
 		storage = jetstream.FileStorage
 	}
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket(s.opts.Task),
+		Description: "binlake deliver workers and their partition leases",
+		TTL:         ttl,
+		History:     1,
+		Storage:     storage,
+		Replicas:    max(s.opts.Replicas, 1),
+	}
+	// Every worker of a task opens the bucket at its start, most often at
+	// once: an existing bucket with the right TTL is used as it is, since
+	// concurrent updates of one bucket on a cluster can wait out a whole
+	// API timeout.
 	var kv jetstream.KeyValue
 	err := retryTimeouts(ctx, func(ctx context.Context) (err error) {
-		kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      LeaseBucket(s.opts.Task),
-			Description: "binlake deliver workers and their partition leases",
-			TTL:         ttl,
-			History:     1,
-			Storage:     storage,
-			Replicas:    max(s.opts.Replicas, 1),
-		})
+		kv, err = s.js.KeyValue(ctx, cfg.Bucket)
+		if err == nil {
+			st, err := kv.Status(ctx)
+			if err == nil && st.TTL() == ttl {
+				return nil
+			}
+		}
+		kv, err = s.js.CreateOrUpdateKeyValue(ctx, cfg)
 		return err
 	})
 	if err != nil {
