@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/binlake/binlake/internal/cli"
@@ -34,9 +36,9 @@ func run() int {
 	}
 	// BINLAKE_MEMPROFILE=file writes a heap profile whenever the heap in
 	// use is the largest seen so far (checked every second): the profile
-	// of the peak.
+	// of the peak. "%p" in it is replaced by the process id.
 	if path := os.Getenv("BINLAKE_MEMPROFILE"); path != "" {
-		go heapPeaks(path)
+		go heapPeaks(strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid())))
 	}
 	return cli.Main(os.Args[1:], os.Stdout, os.Stderr)
 }
