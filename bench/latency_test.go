@@ -273,3 +273,26 @@ func TestBenchLatency(t *testing.T) {
 	m := testbed.NewMariaDB(t)
 	latencyRun(t, binlake(t), m, 1000, time.Duration(envInts("BENCH_LATENCY_SECONDS", []int{20})[0])*time.Second)
 }
+
+// TestBenchFullLoad runs one full load alone (BENCH_ROWS, first size), for
+// profiling with BINLAKE_CPUPROFILE / BINLAKE_MEMPROFILE:
+// go test -tags bench -run TestBenchFullLoad -v ./bench
+func TestBenchFullLoad(t *testing.T) {
+	size := envInts("BENCH_ROWS", []int{2000000})[0]
+	m := testbed.NewMariaDBWith(t, "--innodb-buffer-pool-size=1G")
+	if err := m.Exec(t.Context(), "CREATE DATABASE sbfl"); err != nil {
+		t.Fatal(err)
+	}
+	sysbench(t, m, "sbfl", "oltp_read_write", "--tables=1", fmt.Sprintf("--table-size=%d", size), "prepare")
+	out := t.TempDir()
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`task: bench
+source: {mysql: {host: 127.0.0.1, port: %d, user: root}}
+migration: full-load
+tables: [{include: "sbfl.%%"}]
+target: file://%s
+state_dir: %s
+log: {level: warn}
+`, m.Port, out, filepath.Join(t.TempDir(), "state")))
+	r := run(t, binlake(t), "run", "--config", cfg)
+	t.Logf("full load %d rows: %.2fs (%.0f rows/s), peak RSS %.0f MiB", size, r.seconds, float64(size)/r.seconds, r.rssMiB)
+}

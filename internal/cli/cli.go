@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -189,6 +190,9 @@ func RunTaskWith(ctx context.Context, cfg *config.Config, log *slog.Logger, prog
 // runTask is RunTaskWith that, with live, redraws the terminal progress
 // there every liveEvery instead.
 func runTask(ctx context.Context, cfg *config.Config, log *slog.Logger, progress io.Writer, live bool) error {
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 	t := task.New(cfg, log)
 	if cfg.HTTP.Listen != "" {
 		srv, err := server.Listen(cfg.HTTP.Listen, t, t.Registry(), log)

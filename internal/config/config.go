@@ -88,6 +88,10 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	HTTP     HTTP   `yaml:"http"`
 	Log      Log    `yaml:"log"`
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// (runtime/debug.SetMemoryLimit); 0 leaves the runtime's default. The
+	// GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 
 	mapped *Mappings // table_mappings as read; see mappings
 }
@@ -343,10 +347,11 @@ func defaults() *Config {
 			Iceberg:      Iceberg{DeleteMode: "copy-on-write"},
 			Compaction:   defaultCompaction(),
 		},
-		S3:         S3{StallTimeout: Duration(30 * time.Second)},
-		Transforms: Transforms{Processor: defaultProcessor},
-		StateDir:   "./binlake-state",
-		Log:        Log{Level: "info", Format: "text"},
+		S3:          S3{StallTimeout: Duration(30 * time.Second)},
+		Transforms:  Transforms{Processor: defaultProcessor},
+		StateDir:    "./binlake-state",
+		Log:         Log{Level: "info", Format: "text"},
+		MemoryLimit: 512 * mib,
 	}
 }
 

@@ -115,6 +115,9 @@ func (c *Config) validate() []*FieldError {
 	if c.StateDir == "" {
 		ps.add("state_dir", "must be set (e.g. state_dir: ./binlake-state)")
 	}
+	if l := c.MemoryLimit; l != 0 && l < 64*mib {
+		ps.add("memory_limit", "must be 0 (the Go runtime's default) or at least 64MiB, got %s (e.g. memory_limit: 512MiB)", l)
+	}
 	ps.hostPort("http.listen", c.HTTP.Listen)
 	if l := c.HTTP.Listen; l != "" && l == c.Stream.Embedded.Listen && !strings.HasSuffix(l, ":0") {
 		ps.add("stream.embedded.listen", "%q is also http.listen; give them different ports", l)
