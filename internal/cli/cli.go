@@ -97,7 +97,8 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 }
 
 func runCmd(stderr io.Writer) *cobra.Command {
-	var path, role string
+	var paths []string
+	var role string
 	var progress, logToStderr, resnapshot bool
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -119,27 +120,54 @@ stream) or deliver (stream → object store); all, the default, runs both.
 binlog's end: the remedy when the checkpoint's binlog was purged while
 binlake was stopped (binlake run and binlake check say so). Each table's
 load starts with a truncate-table record, so the lake's current state is
-exact again, deletes made during the gap included.`,
+exact again, deletes made during the gap included.
+
+Several --config flags run several tasks (source databases) in this one
+process, each with its own checkpoints, stream, status, metrics and HTTP
+server: their task names, state_dir and listen addresses must differ. The
+logs of all go to stderr, each line with its task. A task that fails is
+logged and the others go on; binlake run exits once every task has ended,
+1 if any failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(path)
-			if err != nil {
-				return err
+			if len(paths) == 0 {
+				paths = []string{""} // loadConfig says --config is required
 			}
-			if role != "" {
-				cfg.Role = role
-				if err := cfg.Validate(); err != nil {
-					return usageError{fmt.Errorf("%s with --role %s: %w", path, role, err)}
-				}
-			}
-			if resnapshot {
-				if cfg.Role == config.RoleDeliver {
-					return usageError{fmt.Errorf("--resnapshot applies to capture: run it with --role capture or all")}
-				}
-				if err := capture.RequestResnapshot(cfg.StateDir); err != nil {
+			var cfgs []*config.Config
+			for _, path := range paths {
+				cfg, err := loadConfig(path)
+				if err != nil {
 					return err
 				}
+				if role != "" {
+					cfg.Role = role
+					if err := cfg.Validate(); err != nil {
+						return usageError{fmt.Errorf("%s with --role %s: %w", path, role, err)}
+					}
+				}
+				if resnapshot {
+					if cfg.Role == config.RoleDeliver {
+						return usageError{fmt.Errorf("--resnapshot applies to capture: run it with --role capture or all")}
+					}
+					if err := capture.RequestResnapshot(cfg.StateDir); err != nil {
+						return err
+					}
+				}
+				cfgs = append(cfgs, cfg)
 			}
+			if len(cfgs) > 1 {
+				if err := apart(paths, cfgs); err != nil {
+					return usageError{err}
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				var pw io.Writer
+				if progress {
+					pw = stderr
+				}
+				return runTasks(ctx, cfgs, stderr, pw)
+			}
+			cfg := cfgs[0]
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			live := isTerminal(stderr) && !logToStderr
@@ -167,7 +195,7 @@ exact again, deletes made during the gap included.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&path, "config", "c", "", "pipeline config file (YAML)")
+	cmd.Flags().StringArrayVarP(&paths, "config", "c", nil, "pipeline config file (YAML); give it several times to run several tasks in this process")
 	cmd.Flags().BoolVar(&progress, "progress", false, "when stderr is not a terminal: print a one-line summary (status, full-load %, records, rate, lag) to stderr every 5s")
 	cmd.Flags().BoolVar(&resnapshot, "resnapshot", false, "load every selected table again and continue CDC from the binlog's end (after the checkpoint's binlog was purged)")
 	cmd.Flags().StringVar(&role, "role", "", "the stages this process runs: all, capture or deliver (overrides the config's role)")
@@ -190,9 +218,20 @@ func RunTaskWith(ctx context.Context, cfg *config.Config, log *slog.Logger, prog
 // runTask is RunTaskWith that, with live, redraws the terminal progress
 // there every liveEvery instead.
 func runTask(ctx context.Context, cfg *config.Config, log *slog.Logger, progress io.Writer, live bool) error {
-	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	setMemoryLimit(cfg.MemoryLimit)
+	return runOne(ctx, cfg, log, progress, live)
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit (memory_limit),
+// unless it is 0 or GOMEMLIMIT is set.
+func setMemoryLimit(limit config.ByteSize) {
+	if limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(limit))
 	}
+}
+
+// runOne is runTask without the memory limit, which is the process's.
+func runOne(ctx context.Context, cfg *config.Config, log *slog.Logger, progress io.Writer, live bool) error {
 	t := task.New(cfg, log)
 	if cfg.HTTP.Listen != "" {
 		srv, err := server.Listen(cfg.HTTP.Listen, t, t.Registry(), log)
