@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -234,7 +235,27 @@ func (s *BucketStore) Keys(ctx context.Context, prefix string) ([]string, error)
 // workers hold one lease): a second create of one key, and a write with a
 // stale ETag, must both be refused.
 func (s *BucketStore) Check(ctx context.Context) error {
-	key := s.prefix + "check-" + s.writer
+	// A store's transient refusals (versitygw answers 409 to a write
+	// racing another worker's creation of the same directory) are tried
+	// again; only the verdict on conditional writes is final.
+	var err error
+	for attempt := range 6 {
+		if err = s.check(ctx, attempt); err == nil || errors.Is(err, errIgnoresConditions) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+var errIgnoresConditions = errors.New("ignores conditional writes (If-None-Match, If-Match)")
+
+func (s *BucketStore) check(ctx context.Context, attempt int) error {
+	key := s.prefix + "check-" + s.writer + "-" + strconv.Itoa(attempt)
 	e1, err := s.b.PutIf(ctx, key, []byte("1"), "")
 	if err != nil {
 		return fmt.Errorf("lease store %s: %w", s.b, err)
@@ -247,7 +268,7 @@ func (s *BucketStore) Check(ctx context.Context) error {
 	}
 	_, err2 := s.b.PutIf(ctx, key, []byte("4"), e1)
 	if !errors.Is(err1, objstore.ErrPrecondition) || !errors.Is(err2, objstore.ErrPrecondition) || objstore.SameETag(e1, e3) {
-		return fmt.Errorf("lease store %s ignores conditional writes (If-None-Match, If-Match): deliver workers cannot share partitions through it; use a store that honours them (Amazon S3, MinIO, versitygw 1.8), or run a single deliver process", s.b)
+		return fmt.Errorf("lease store %s %w: deliver workers cannot share partitions through it; use a store that honours them (Amazon S3, MinIO, versitygw 1.8), or run a single deliver process", s.b, errIgnoresConditions)
 	}
 	return nil
 }
