@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,10 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/binlake/binlake/internal/capture"
-	"github.com/binlake/binlake/internal/config"
-	"github.com/binlake/binlake/internal/lake"
-	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/testbed"
 )
 
@@ -59,19 +54,8 @@ state_dir: %s
 http:
   listen: %s
 `, m.Port, lakeDir, stateDir, addr)
-	if err := os.WriteFile(cfgPath, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := testbed.NewWorkload(db, testbed.WordPressDB, 9)
-	workCtx, stopWork := context.WithCancel(ctx)
-	defer stopWork()
-	workDone := make(chan error, 2)
-	go func() { workDone <- work.Run(workCtx, 50) }()
-	go func() { workDone <- ledger.Run(workCtx, 50) }()
+	cfg := writeConfig(t, cfgPath, yml)
+	stopWriters := startWriters(t, testbed.NewWorkload(db, testbed.WordPressDB, 9), 50, ledger, 50)
 
 	logPath := filepath.Join(dir, "binlake.log")
 	waitRunning := func(p *proc, what string) {
@@ -101,7 +85,6 @@ http:
 				t.Fatal(err)
 			}
 		}
-		offset := logSize(logPath)
 		p := start(t, cfgPath, logPath)
 		if fault.whileRunning {
 			waitRunning(p, "before "+fault.name)
@@ -120,8 +103,8 @@ http:
 		case <-time.After(time.Minute):
 			t.Fatalf("%s: binlake still runs a minute later\n%s", fault.name, p.logTail())
 		}
-		out := logSince(logPath, offset)
-		last := out[strings.LastIndex(out, "binlake: "):]
+		out, _ := os.ReadFile(logPath)
+		last := string(out[strings.LastIndex(string(out), "binlake: "):]) // this run's error
 		t.Logf("%s: exited after %s:\n%s", fault.name, time.Since(start).Round(100*time.Millisecond), last)
 		for _, want := range []string{fault.cause, "state_dir " + stateDir + " cannot be written: free space on its disk (or make it writable), then start binlake again"} {
 			if !strings.Contains(last, want) {
@@ -135,12 +118,7 @@ http:
 
 	p := start(t, cfgPath, logPath)
 	waitRunning(p, "after the faults")
-	stopWork()
-	for range 2 {
-		if err := <-workDone; err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopWriters()
 	want := m.BinlogEnd(t)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -158,50 +136,5 @@ http:
 		t.Fatalf("binlake after SIGTERM: %v\n%s", err, p.logTail())
 	}
 
-	bucket, err := objstore.NewFile(lakeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := lake.Read(ctx, bucket, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := lake.ReplayRecords(recs)
-	if len(rp.Duplicates) > 0 {
-		t.Errorf("%d records are in the lake more than once, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
-	}
-	gaps, checked := ledger.Check(recs)
-	t.Logf("ledger: %d changes at the source, %d records in the lake", ledger.Changes(), checked)
-	for i, g := range gaps {
-		if i == 10 {
-			break
-		}
-		t.Errorf("ledger: %s", g)
-	}
-	for _, name := range []string{"wp_comments", "wp_options", "wp_postmeta", "wp_posts", "wp_stats", "wp_users", testbed.LedgerTable} {
-		src, err := capture.ReadTable(ctx, cfg.Source.MySQL, testbed.WordPressDB, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mm := lake.Compare(rp.Tables[testbed.WordPressDB+"."+name], src); len(mm) > 0 {
-			t.Errorf("%s: %d mismatches, e.g. %s", name, len(mm), mm[0])
-		}
-	}
-}
-
-func logSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// logSince returns what was written to path after offset.
-func logSince(path string, offset int64) string {
-	b, _ := os.ReadFile(path)
-	if int64(len(b)) < offset {
-		return string(b)
-	}
-	return string(b[offset:])
+	assertLakeExact(t, cfg, lakeDir, ledger)
 }

@@ -99,6 +99,7 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		Port:                    uint16(my.Port),
 		User:                    my.User,
 		Password:                my.Password,
+		TLSConfig:               c.src.tls,
 		Charset:                 "utf8mb4",
 		TimestampStringLocation: time.UTC,
 		RenderJSONAsMySQLText:   true,

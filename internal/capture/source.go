@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ type source struct {
 	version  string
 	serverID uint32
 	charsets map[uint64]string // collation id → character set
+	tls      *tls.Config       // source.mysql.tls; nil: plain TCP
 }
 
 func openSource(ctx context.Context, c config.MySQL) (*source, error) {
@@ -38,6 +40,11 @@ func openSource(ctx context.Context, c config.MySQL) (*source, error) {
 	if err := mc.Apply(mysql.Charset("utf8mb4", "")); err != nil {
 		return nil, fmt.Errorf("source.mysql: %w", err)
 	}
+	tc, err := tlsConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	mc.TLS = tc
 	connector, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("source.mysql: %w", err)
@@ -45,7 +52,7 @@ func openSource(ctx context.Context, c config.MySQL) (*source, error) {
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
-	s := &source{db: db}
+	s := &source{db: db, tls: tc}
 	if err := s.inspect(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -70,7 +70,7 @@ type mysqlConn struct {
 func (s *source) syncer(my mysqlConn) *replication.BinlogSyncer {
 	return replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: my.serverID, Flavor: s.flavor, Host: my.host, Port: uint16(my.port),
-		User: my.user, Password: my.password, Charset: "utf8mb4",
+		User: my.user, Password: my.password, Charset: "utf8mb4", TLSConfig: s.tls,
 		MaxReconnectAttempts: 1, EventCacheCount: eventReadAhead, Logger: slog.New(discardHandler{}),
 	})
 }

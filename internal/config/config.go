@@ -94,6 +94,8 @@ type Config struct {
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 
 	mapped *Mappings // table_mappings as read; see mappings
+	// secretWarnings are about secrets written in the file (secrets.go).
+	secretWarnings []string
 }
 
 // Before images, as DMS's BeforeImageSettings ColumnFilter.
@@ -115,6 +117,9 @@ type MySQL struct {
 	Port     int    `yaml:"port"`
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
+	// PasswordFile names a file holding the password (see secrets.go).
+	PasswordFile string   `yaml:"password_file"`
+	TLS          MySQLTLS `yaml:"tls"`
 	// ServerID is the replica server id used for the binlog dump. Zero
 	// means derive it from the task name (see Parse).
 	ServerID uint32 `yaml:"server_id"`
@@ -257,12 +262,14 @@ type Buffer struct {
 // S3 configures the S3 client. Empty fields fall back to the AWS SDK's
 // defaults (environment, shared config, instance role).
 type S3 struct {
-	Region          string `yaml:"region"`
-	Endpoint        string `yaml:"endpoint"`
-	PathStyle       bool   `yaml:"path_style"`
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key"`
-	SessionToken    string `yaml:"session_token"`
+	Region              string `yaml:"region"`
+	Endpoint            string `yaml:"endpoint"`
+	PathStyle           bool   `yaml:"path_style"`
+	AccessKeyID         string `yaml:"access_key_id"`
+	SecretAccessKey     string `yaml:"secret_access_key"`
+	SessionToken        string `yaml:"session_token"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	SessionTokenFile    string `yaml:"session_token_file"`
 	// SSE is the server-side encryption of new objects: AES256 (SSE-S3) or
 	// aws:kms (SSE-KMS, optionally with KMSKeyID); empty keeps the bucket's
 	// default.
@@ -281,7 +288,8 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 	// Token, when set, is the bearer token every endpoint but /healthz and
 	// /readyz requires (Authorization: Bearer <token>).
-	Token string `yaml:"token"`
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // Log configures logging.
@@ -401,7 +409,8 @@ func Parse(data []byte) (*Config, error) {
 	if c.Source.MySQL.ServerID == 0 {
 		c.Source.MySQL.ServerID = deriveServerID(c.Task)
 	}
-	errs := d.errs
+	errs := append(d.errs, c.readSecretFiles()...)
+	c.secretWarnings = literalSecretWarnings(d.literal)
 	for _, fe := range c.validate() {
 		// A key that failed to decode kept its default; do not also
 		// complain about that default.
@@ -530,4 +539,41 @@ type Validation struct {
 	// apart, before it counts as mismatched (0: 3 and 10s).
 	Rounds int      `yaml:"rounds"`
 	Wait   Duration `yaml:"wait"`
+}
+
+// TLS modes of source.mysql.tls.mode, MySQL's --ssl-mode in lower case.
+const (
+	TLSDisabled       = "disabled"        // plain TCP
+	TLSRequired       = "required"        // encrypted, the server's certificate not checked
+	TLSVerifyCA       = "verify-ca"       // encrypted, certificate signed by a trusted CA
+	TLSVerifyIdentity = "verify-identity" // as verify-ca, and issued for the host (or server_name)
+)
+
+// MySQLTLS encrypts the connections to the source. With none of its keys
+// set there is no TLS; once any is set, Mode defaults to verify-identity:
+// the server's certificate must be signed by CA (or a CA the system
+// trusts) and name the host.
+type MySQLTLS struct {
+	Mode string `yaml:"mode"`
+	// CA is a PEM file of the certificate authorities to trust; empty
+	// trusts the system's.
+	CA string `yaml:"ca"`
+	// Cert and Key are a client certificate and its key (PEM files), for a
+	// user created with REQUIRE X509 or REQUIRE SUBJECT.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ServerName is the name the certificate must carry, when it is not
+	// the host binlake connects to (an IP address, a tunnel).
+	ServerName string `yaml:"server_name"`
+}
+
+// EffectiveMode is Mode with its default filled in.
+func (t MySQLTLS) EffectiveMode() string {
+	switch {
+	case t.Mode != "":
+		return t.Mode
+	case t.CA != "" || t.Cert != "" || t.Key != "" || t.ServerName != "":
+		return TLSVerifyIdentity
+	}
+	return TLSDisabled
 }

@@ -83,6 +83,9 @@ type decoder struct {
 	failedKeys []string
 	merging    map[*yaml.Node]bool // mappings being merged, to stop cycles
 	merges     int                 // merges done, to stop exponential aliases
+	// literal holds the paths of strings written as they are, without
+	// ${...}: secrets among them are warned about.
+	literal map[string]bool
 }
 
 // maxMerges bounds the merges in one config: aliases to mappings that
@@ -137,6 +140,11 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string) {
 			return
 		case !expanded && n.ShortTag() == "!!null":
 			return
+		case !expanded && v.Kind() == reflect.String && n.Value != "":
+			if d.literal == nil {
+				d.literal = map[string]bool{}
+			}
+			d.literal[path] = true
 		}
 		n = x
 	}

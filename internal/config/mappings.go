@@ -59,10 +59,10 @@ var filterOperators = []string{"eq", "noteq", "ste", "gte", "between", "notbetwe
 func (c *Config) Mappings() *Mappings { return c.mappings() }
 
 // Warnings lists the parts of the config that binlake accepts but ignores,
-// such as DMS table-mapping rules that make no sense for a lake. Callers
-// log them at start.
+// such as DMS table-mapping rules that make no sense for a lake, and the
+// secrets written in the file itself. Callers log them at start.
 func (c *Config) Warnings() []string {
-	return slices.Clone(c.mappings().Warnings)
+	return append(slices.Clone(c.secretWarnings), c.mappings().Warnings...)
 }
 
 func (c *Config) mappings() *Mappings {

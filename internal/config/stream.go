@@ -17,10 +17,12 @@ type NATS struct {
 	URLs []string `yaml:"urls,omitempty"`
 	// Credentials is a .creds file (user JWT and NKey seed), exclusive
 	// with User/Password and Token.
-	Credentials string `yaml:"credentials"`
-	User        string `yaml:"user"`
-	Password    string `yaml:"password"`
-	Token       string `yaml:"token"`
+	Credentials  string `yaml:"credentials"`
+	User         string `yaml:"user"`
+	Password     string `yaml:"password"`
+	Token        string `yaml:"token"`
+	PasswordFile string `yaml:"password_file"`
+	TokenFile    string `yaml:"token_file"`
 	// TLSCA is a PEM file of certificate authorities to trust; TLSCert and
 	// TLSKey a client certificate.
 	TLSCA   string `yaml:"tls_ca"`
@@ -52,9 +54,11 @@ type Kinesis struct {
 	// Create makes the stream when it does not exist.
 	Create bool `yaml:"create"`
 	// Credentials; empty fields fall back to the AWS SDK's defaults.
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key"`
-	SessionToken    string `yaml:"session_token"`
+	AccessKeyID         string `yaml:"access_key_id"`
+	SecretAccessKey     string `yaml:"secret_access_key"`
+	SessionToken        string `yaml:"session_token"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	SessionTokenFile    string `yaml:"session_token_file"`
 	// LeaseTTL is how long a deliver worker's partition lease (an object in
 	// the target bucket) lasts without renewal (role deliver); see
 	// NATS.LeaseTTL.

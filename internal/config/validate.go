@@ -159,6 +159,19 @@ func (c *Config) validateMySQL(ps *problems) {
 	if m.TransactionMemory <= 0 {
 		ps.add("source.mysql.transaction_memory", "must be positive, got %s (e.g. transaction_memory: 64MiB)", m.TransactionMemory)
 	}
+	t := m.TLS
+	if t.Mode != "" {
+		ps.oneOf("source.mysql.tls.mode", t.Mode, TLSDisabled, TLSRequired, TLSVerifyCA, TLSVerifyIdentity)
+	}
+	if t.Mode == TLSDisabled && (t.CA != "" || t.Cert != "" || t.Key != "" || t.ServerName != "") {
+		ps.add("source.mysql.tls.mode", "is disabled, but other tls keys are set: remove them, or choose required, verify-ca or verify-identity")
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		ps.add("source.mysql.tls.cert", "and source.mysql.tls.key must be given together (a client certificate and its private key)")
+	}
+	if t.ServerName != "" && t.EffectiveMode() != TLSVerifyIdentity {
+		ps.add("source.mysql.tls.server_name", "is only checked with mode verify-identity")
+	}
 }
 
 func (c *Config) validateTables(ps *problems) {

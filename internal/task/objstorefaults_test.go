@@ -40,20 +40,8 @@ func storeOutage() time.Duration {
 // replays to exactly the source, without a duplicate.
 func TestObjectStoreFaults(t *testing.T) {
 	m := startWordPress(t, 200)
-	srv := testbed.NewS3(t)
-	if err := srv.CreateBucket(t.Context(), "lake"); err != nil {
-		t.Fatal(err)
-	}
-	proxy := testbed.NewFaultProxy(t, srv.Endpoint)
-	cfg := testConfig(t, m, "s3://lake/cdc", fmt.Sprintf(`s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s, stall_timeout: 1s}
-delivery: {buffer: {size: 32KiB, interval: 300ms}, prefix: "wordpress-db/"}
-`, proxy.URL, srv.Region, srv.AccessKey, srv.SecretKey))
-	direct, err := objstore.NewS3(t.Context(), "lake", "cdc", objstore.S3Options{
-		Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, proxy, s3yml, direct := s3BehindProxy(t)
+	cfg := testConfig(t, m, "s3://lake/cdc", s3yml+"delivery: {buffer: {size: 32KiB, interval: 300ms}, prefix: \"wordpress-db/\"}\n")
 	db, err := m.Open("")
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +140,28 @@ delivery: {buffer: {size: 32KiB, interval: 300ms}, prefix: "wordpress-db/"}
 		t.Errorf("only %d kinds of faults were injected: %v", len(injected), injected)
 	}
 	assertLakeEqualsSource(t, direct, cfg, false)
+}
+
+// s3BehindProxy starts versitygw with a bucket "lake" and a fault proxy in
+// front of it. It returns the s3 section of a config that reaches the
+// bucket through the proxy (target s3://lake/cdc, a stall timeout of 1s),
+// and a bucket for the prefix cdc that reads the server directly.
+func s3BehindProxy(t *testing.T) (*testbed.S3Server, *testbed.FaultProxy, string, objstore.Bucket) {
+	t.Helper()
+	srv := testbed.NewS3(t)
+	if err := srv.CreateBucket(t.Context(), "lake"); err != nil {
+		t.Fatal(err)
+	}
+	proxy := testbed.NewFaultProxy(t, srv.Endpoint)
+	yml := fmt.Sprintf("s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s, stall_timeout: 1s}\n",
+		proxy.URL, srv.Region, srv.AccessKey, srv.SecretKey)
+	direct, err := objstore.NewS3(t.Context(), "lake", "cdc", objstore.S3Options{
+		Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, proxy, yml, direct
 }
 
 // watchObjects decodes every object under b as soon as a listing of the

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/binlake/binlake/internal/lake"
@@ -145,6 +146,25 @@ func (l *Ledger) Check(recs []lake.Record) (problems []string, checked int) {
 		checked++
 	}
 	return problems, checked
+}
+
+// Verify fails t for every break Check finds in recs (the first ten are
+// shown), and when the lake holds fewer ledger records than the ledger
+// made changes.
+func (l *Ledger) Verify(t testing.TB, recs []lake.Record) {
+	t.Helper()
+	problems, checked := l.Check(recs)
+	t.Logf("ledger: %d changes at the source, %d records in the lake", l.Changes(), checked)
+	for i, p := range problems {
+		if i == 10 {
+			t.Errorf("ledger: … %d breaks in all", len(problems))
+			break
+		}
+		t.Errorf("ledger: %s", p)
+	}
+	if int64(checked) < l.Changes() {
+		t.Errorf("ledger: the lake holds %d records for %d changes", checked, l.Changes())
+	}
 }
 
 func gapOrRepeat(missing int64) string {

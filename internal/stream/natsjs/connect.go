@@ -2,7 +2,9 @@ package natsjs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -50,16 +52,32 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if o.TLSCert != "" || o.TLSKey != "" {
 		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
 	}
-	url := strings.Join(o.URLs, ",")
+	servers := strings.Join(o.URLs, ",")
 	for {
-		nc, err := nats.Connect(url, opts...)
+		nc, err := nats.Connect(servers, opts...)
 		if err == nil {
 			return nc, nil
 		}
+		// Wrong credentials do not heal by waiting.
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+			return nil, fmt.Errorf("connecting to NATS at %s: %w: check stream.nats.user and password, token or credentials", redactURLs(o.URLs), err)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+			return nil, fmt.Errorf("connecting to NATS at %s: %w", redactURLs(o.URLs), err)
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// redactURLs joins the server URLs with any password in them hidden.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, s := range urls {
+		out[i] = s
+		if u, err := url.Parse(s); err == nil && u.User != nil {
+			out[i] = u.Redacted()
+		}
+	}
+	return strings.Join(out, ",")
 }
