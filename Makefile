@@ -3,7 +3,7 @@ GO ?= go
 GOFLAGS_TEST ?= -count=1 -timeout 40m
 BIN := bin/binlake
 
-.PHONY: all build test demo bench vet fmt clean deps screenshot
+.PHONY: all build test soak demo bench vet fmt clean deps screenshot
 
 all: build
 
@@ -19,6 +19,11 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) ./...
+
+# soak runs the fault tests with their long variants (BINLAKE_SOAK=1): the object
+# store down for 3 minutes, delivery down for 2 minutes past the stream's max_age.
+soak: deps
+	BINLAKE_SOAK=1 $(GO) test -count=1 -timeout 30m -v -run 'TestObjectStoreFaults|TestDeliveryOutageOutlastsRetention' ./internal/task
 
 # A throwaway MariaDB with a sample WordPress database → binlake → ./demo-lake.
 # Keep it running with: go run ./cmd/binlake demo --keep
