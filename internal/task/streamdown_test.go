@@ -75,7 +75,9 @@ func TestStreamDownAndBack(t *testing.T) {
 		return slices.ContainsFunc(tk.Status().Warnings, func(w task.Warning) bool { return w.Code == task.WarnStreamWaiting })
 	}
 	waitFor(t, 30*time.Second, waiting)
-	held := tk.Status().SourcePosition
+	// Capture's queue of records on their way to the stream fills, then
+	// its position stands still.
+	held := steadyPosition(t, tk, 15*time.Second)
 	time.Sleep(2 * time.Second)
 	st := tk.Status()
 	if st.Status != task.StatusRunning {
@@ -101,4 +103,22 @@ func TestStreamDownAndBack(t *testing.T) {
 		t.Fatalf("task: %v", err)
 	}
 	assertLakeEqualsSource(t, bucket, cfg, false)
+}
+
+// steadyPosition waits until the task's source position has not moved for
+// a second and returns it.
+func steadyPosition(t *testing.T, tk *task.Task, d time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	last, since := tk.Status().SourcePosition, time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if p := tk.Status().SourcePosition; p != last {
+			last, since = p, time.Now()
+		} else if time.Since(since) >= time.Second {
+			return p
+		}
+	}
+	t.Fatalf("the source position kept moving for %s (now %s) with the stream unavailable", d, last)
+	return ""
 }
