@@ -411,11 +411,19 @@ func (d *Delivery) add(ctx context.Context, m *stream.Delivered, res transform.O
 		// is stored, and leaving this one unacknowledged would hold the
 		// stream's resume point, and its retention, behind it until the
 		// ack wait sends it again.
-		if first := b.find(m.Position); first != nil && first.Seq != m.Seq {
+		first := b.find(m.Position)
+		if first != nil && first.Seq != m.Seq {
 			d.mu.Lock()
 			d.state.Duplicates++
 			d.mu.Unlock()
 			return m.Ack(ctx)
+		}
+		if first == nil {
+			// Not a copy of a buffered record: the stream delivered the
+			// partition out of position order, which its backends rule
+			// out, or capture published again, after a restart, a full
+			// load chunk that now holds other rows.
+			d.log.Warn("a record arrived behind a later one of its table and partition", "position", m.Position, "seq", m.Seq, "buffered_last", b.last, "table", m.Table, "partition", m.Partition)
 		}
 		return nil
 	}

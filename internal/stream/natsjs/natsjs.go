@@ -408,6 +408,17 @@ type consumer struct {
 	// carried (its metadata's NumPending): messages stored and not read.
 	backlog atomic.Uint64
 	acks    ackFloor
+	// next is the consumer sequence the next delivery must carry. The
+	// server numbers its deliveries to this consumer (redeliveries too)
+	// 1, 2, 3…: a delivery that does not come next was lost on its way (a
+	// pull request that expired as the server answered it, a consumer
+	// leader that went away) and the server would send it again only after
+	// AckWait, behind later messages, which delivery would then take for
+	// a re-send of records it already stored. The consumer is recreated
+	// from its acknowledgement floor instead, before anything after the
+	// gap is handed on.
+	next  uint64
+	reset bool // a gap was seen: recreate before the next fetch
 }
 
 // ackFloor is the consumer's acknowledgement floor as this process knows
@@ -415,22 +426,31 @@ type consumer struct {
 // acknowledged. Close waits until the server's floor reaches it.
 type ackFloor struct {
 	mu       sync.Mutex
-	received []uint64 // in order of arrival, from the oldest not acknowledged
-	acked    map[uint64]bool
+	received []uint64        // in order of first arrival, from the oldest not acknowledged
+	acked    map[uint64]bool // the sequences in received: acknowledged or not
 	floor    uint64
 }
 
+// receive notes a message received; one received again (a redelivery)
+// keeps its place.
 func (a *ackFloor) receive(seq uint64) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.acked == nil {
+		a.acked = map[uint64]bool{}
+	}
+	if _, ok := a.acked[seq]; ok || seq <= a.floor {
+		return
+	}
+	a.acked[seq] = false
 	a.received = append(a.received, seq)
-	a.mu.Unlock()
 }
 
 func (a *ackFloor) ack(seq uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.acked == nil {
-		a.acked = map[uint64]bool{}
+	if _, ok := a.acked[seq]; !ok {
+		return
 	}
 	a.acked[seq] = true
 	for len(a.received) > 0 && a.acked[a.received[0]] {
@@ -486,7 +506,8 @@ func (c *consumer) create(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating consumer %s: %w", name, err)
 	}
-	c.c = cons
+	c.c, c.next, c.reset = cons, 1, false
+	c.ra = stream.Reassembler{}
 	return nil
 }
 
@@ -494,19 +515,25 @@ func (c *consumer) create(ctx context.Context) error {
 // floor when the connection was lost since it was created: messages the
 // server sent on the lost connection would otherwise come again only after
 // AckWait, behind later ones, and be taken for duplicates.
+//
+// It does the same after a gap in the consumer's delivery sequence (see
+// consumer.next).
 func (c *consumer) resetAfterDisconnect(ctx context.Context) error {
 	gen := c.s.disconnects.Load()
-	if gen == c.gen || !c.s.nc.IsConnected() {
+	if (gen == c.gen && !c.reset) || !c.s.nc.IsConnected() {
 		return nil
+	}
+	if c.reset {
+		c.s.log().Warn("a message from the stream was lost on its way; reading again from the acknowledgement floor", "consumer", c.name)
 	}
 	if err := c.create(ctx); err != nil {
 		if retriable(err) {
-			return nil // the next Fetch tries again
+			c.reset = true // the next Fetch tries again
+			return nil
 		}
 		return err
 	}
 	c.gen = gen
-	c.ra = stream.Reassembler{}
 	return nil
 }
 
@@ -528,6 +555,9 @@ func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*s
 		w := max64(time.Until(deadline), time.Millisecond)
 		batch, err := c.c.FetchNoWait(max - len(out))
 		n, err := c.take(ctx, batch, err, &out)
+		if c.reset {
+			return out, nil // the records before the gap; the next Fetch reads again
+		}
 		if err != nil {
 			if retriable(err) {
 				// The connection is down or the stream is electing a
@@ -547,7 +577,11 @@ func (c *consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*s
 		}
 		// Nothing there: wait for the first message.
 		batch, err = c.c.Fetch(1, jetstream.FetchMaxWait(w))
-		if _, err := c.take(ctx, batch, err, &out); err != nil {
+		_, err = c.take(ctx, batch, err, &out)
+		if c.reset {
+			return out, nil
+		}
+		if err != nil {
 			if retriable(err) {
 				return out, c.s.pause(ctx, w)
 			}
@@ -565,6 +599,18 @@ func (c *consumer) take(ctx context.Context, batch jetstream.MessageBatch, err e
 	n := 0
 	for msg := range batch.Messages() {
 		n++
+		if c.reset {
+			continue // after a gap: everything comes again from the floor
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return n, fmt.Errorf("message metadata: %w", err)
+		}
+		if meta.Sequence.Consumer != c.next {
+			c.reset = true
+			continue
+		}
+		c.next++
 		part, err := c.decode(msg)
 		if err != nil {
 			return n, err
