@@ -103,7 +103,13 @@ func (l *Ledger) Run(ctx context.Context, rate int) error {
 			return nil
 		case <-tick.C:
 		}
-		if err := l.Step(ctx); err != nil {
+		// The step runs to its end even if ctx ends meanwhile: a commit
+		// cut off by the cancelled context may still happen on the server,
+		// unknown to the ledger, after Run returned.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		err := l.Step(sctx)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -97,13 +97,22 @@ func (w *Workload) Run(ctx context.Context, rate int) error {
 			case <-tick:
 			}
 		}
-		if err := w.Step(ctx); err != nil {
+		if err := w.step(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
 	}
+}
+
+// step runs one Step to its end even if ctx ends meanwhile: a statement
+// cut off by a cancelled context may still commit on the server after Run
+// returned, behind the binlog end a test reads once the workload stopped.
+func (w *Workload) step(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return w.Step(sctx)
 }
 
 func (w *Workload) insertPost(ctx context.Context, c *sql.Conn) error {
