@@ -326,9 +326,9 @@ func readLakeLines(t *testing.T, dir, prefix string) []rawRecord {
 // zooTask runs a full-load-and-cdc task on the zoo: it writes the rows the
 // full load reads, starts the task, writes the CDC rows once the load is
 // complete, drains and returns the lake's data records.
-func zooTask(t *testing.T, extraConfig string) []rawRecord {
+func zooTask(t *testing.T, extraConfig string, serverArgs ...string) ([]rawRecord, *testbed.MariaDB) {
 	t.Helper()
-	m := testbed.NewMariaDB(t)
+	m := testbed.NewMariaDBWith(t, serverArgs...)
 	ctx := t.Context()
 	stmts := append([]string{"CREATE DATABASE zoo", zooDDL()}, zooSession...)
 	for k := range nCases {
@@ -383,13 +383,54 @@ state_dir: %s
 	if err := <-done; err != nil {
 		t.Fatalf("task: %v", err)
 	}
-	return readLakeLines(t, lakeDir, "zoo/")
+	return readLakeLines(t, lakeDir, "zoo/"), m
 }
 
 // TestTypeZoo checks the JSON of every MariaDB type at its edge values, in
 // the records of the full load and of the binlog alike.
 func TestTypeZoo(t *testing.T) {
-	recs := zooTask(t, "")
+	recs, _ := zooTask(t, "")
+	checkZoo(t, recs)
+}
+
+// TestTypeZooCompressedBinlog runs the zoo on a MariaDB that compresses
+// its binlog events (log_bin_compress): its rows and query events are the
+// *_COMPRESSED_EVENT kinds, and the records must be the very same.
+func TestTypeZooCompressedBinlog(t *testing.T) {
+	recs, m := zooTask(t, "", "--log-bin-compress", "--log-bin-compress-min-len=10")
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(t.Context(), "SHOW BINLOG EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for rows.Next() {
+		var logName, eventType, info string
+		var pos, serverID, end any
+		if err := rows.Scan(&logName, &pos, &eventType, &serverID, &end, &info); err != nil {
+			t.Fatal(err)
+		}
+		kinds[eventType]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"Write_rows_compressed_v1", "Update_rows_compressed_v1", "Delete_rows_compressed_v1", "Query_compressed"} {
+		if kinds[k] == 0 {
+			t.Errorf("the binlog holds no %s event (event kinds: %v): the test proves nothing", k, kinds)
+		}
+	}
+	checkZoo(t, recs)
+}
+
+// checkZoo checks the zoo's data records in the lake: each expected one
+// once, with the exact JSON of every column.
+func checkZoo(t *testing.T, recs []rawRecord) {
+	t.Helper()
 
 	type key struct {
 		op string
