@@ -270,6 +270,66 @@ type binlogReader struct {
 	// gset is the GTID set of the transactions read up to pos (nil: the
 	// source has no GTIDs, or capture does not know the set at its start).
 	gset mysql.GTIDSet
+	// inner is set while the events of a compressed transaction payload
+	// (MySQL 8's binlog_transaction_compression) are handled: they have no
+	// binlog position of their own.
+	inner *innerEvent
+}
+
+// innerEvent places an event of a transaction payload: its records take
+// the payload event's start as their offset, and their row's number in the
+// whole payload as their record number, so that they sort in the payload's
+// order, before the next event of the binlog.
+type innerEvent struct {
+	start uint64
+	rows  uint64 // rows in the payload's events before this one
+}
+
+// recordNumber is the A of a record's position for the a-th row of the
+// rows event being handled.
+func (r *binlogReader) recordNumber(a uint64) uint64 {
+	if r.inner == nil {
+		return a
+	}
+	return r.inner.rows + a
+}
+
+// payload handles the events of a compressed transaction payload, which
+// go-mysql has decompressed and parsed, one by one as if they were in the
+// binlog at the payload's place.
+func (r *binlogReader) payload(ctx context.Context, h *replication.EventHeader, e *replication.TransactionPayloadEvent, start uint64) (bool, error) {
+	if len(e.Events) == 0 && e.UncompressedSize > 0 {
+		return false, fmt.Errorf("binlog %s at %d: a compressed transaction payload of %d bytes decoded to no event", r.file, start, e.UncompressedSize)
+	}
+	committed := false
+	var rows uint64
+	for _, ev := range e.Events {
+		if ev.Header.Timestamp == 0 {
+			ev.Header.Timestamp = h.Timestamp
+		}
+		ev.Header.LogPos = 0 // no position of its own; r.pos moves past the payload below
+		r.inner = &innerEvent{start: start, rows: rows}
+		c, err := r.handle(ctx, ev)
+		r.inner = nil
+		if err != nil {
+			return false, err
+		}
+		committed = committed || c
+		if re, ok := ev.Event.(*replication.RowsEvent); ok {
+			n := uint64(len(re.Rows))
+			if re.Type() == replication.EnumRowsEventTypeUpdate {
+				n /= 2
+			}
+			rows += n
+		}
+	}
+	if h.LogPos > 0 {
+		r.pos = h.LogPos
+	}
+	if committed && r.tx == nil {
+		r.commitPosition()
+	}
+	return committed, nil
 }
 
 // applyGTID adds tx's GTID to the reader's GTID set.
@@ -311,7 +371,12 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 	if h.LogPos >= h.EventSize {
 		start = uint64(h.LogPos - h.EventSize)
 	}
+	if r.inner != nil {
+		start = r.inner.start
+	}
 	switch e := ev.Event.(type) {
+	case *replication.TransactionPayloadEvent:
+		return r.payload(ctx, h, e, start)
 	case *replication.RotateEvent:
 		r.file = string(e.NextLogName)
 		n, err := change.BinlogFileNumber(r.file)
@@ -598,7 +663,7 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 	base := change.Position{Epoch: r.c.state.Epoch, File: r.fileNum, Offset: start, Kind: change.KindEvent}
 	add := func(op change.Op, row, before change.Row, a, b uint64) error {
 		pos := base
-		pos.A, pos.B = a, b
+		pos.A, pos.B = r.recordNumber(a), b
 		rec := &change.Record{Op: op, Schema: t.Schema, Table: t.Table, Data: row, Position: pos}
 		if op == change.OpUpdate || op == change.OpDelete {
 			rec.Before = beforeImage(r.c.cfg.BeforeImage, before, pk)
