@@ -417,6 +417,13 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 			if verb, xid, ok := parseXA(q); ok {
 				return r.xa(ctx, verb, xid, h, start)
 			}
+			if t, ok := parseDML(q, string(e.Schema)); ok {
+				// A change written as a statement (binlog_format STATEMENT
+				// or MIXED in the session that made it): its rows are not
+				// in the binlog. Part of its transaction, not its end.
+				r.statementDML(t, q, start)
+				break
+			}
 			if err := r.ddl(ctx, e, h, start); err != nil {
 				return false, err
 			}
@@ -437,6 +444,19 @@ func (r *binlogReader) handle(ctx context.Context, ev *replication.BinlogEvent) 
 		r.pos = h.LogPos
 	}
 	return false, nil
+}
+
+// statementDML puts a selected table changed by a statement in "Table
+// error": the lake would silently miss the change otherwise.
+func (r *binlogReader) statementDML(t TableName, q string, start uint64) {
+	if !r.isSelected(t) {
+		return
+	}
+	if len(q) > 100 {
+		q = q[:100] + "…"
+	}
+	r.c.tableError(t, fmt.Sprintf("a change of the table is in the binlog as a statement, not as rows, at %s:%d (%s): the session that made it did not use binlog_format=ROW, and its rows cannot be known", r.file, start, q),
+		"SET GLOBAL binlog_format=ROW on the source (sessions keep the format they started with: reconnect them), then binlake reload --table "+t.String())
 }
 
 // isSavepoint reports the savepoint statements that the binlog holds

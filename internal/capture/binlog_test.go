@@ -1,8 +1,12 @@
 package capture_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/task"
 	"github.com/binlake/binlake/internal/testbed"
 )
 
@@ -37,5 +41,48 @@ func TestSavepointInsideTransaction(t *testing.T) {
 		if want := []string{"1", "2", "3"}[i]; string(r.metadata["transaction-record-id"]) != want {
 			t.Errorf("insert %d has transaction-record-id %s, want %s", i, r.metadata["transaction-record-id"], want)
 		}
+	}
+}
+
+// TestStatementFormatChange has a session switch to binlog_format=STATEMENT
+// while CDC runs: the table it changes goes to "Table error" with the
+// reason and the fix, its later changes are left out, and the other tables
+// (and the rest of that transaction's rows) go on.
+func TestStatementFormatChange(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	ctx := t.Context()
+	if err := m.Exec(ctx, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "CREATE TABLE shop.u (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, "")
+	lt.start(t)
+	if err := m.Exec(ctx, "INSERT INTO shop.t VALUES (1)",
+		"SET SESSION binlog_format = 'STATEMENT'", "INSERT INTO shop.t VALUES (2)", "SET SESSION binlog_format = 'ROW'",
+		"INSERT INTO shop.u VALUES (1)", "INSERT INTO shop.t VALUES (3)"); err != nil {
+		t.Fatal(err)
+	}
+	lt.drain(t)
+	var ts *task.TableStatus
+	for _, tb := range lt.tk.Status().Tables {
+		if tb.Schema == "shop" && tb.Table == "t" {
+			ts = &tb
+		}
+	}
+	if ts == nil || ts.State != capture.StateError || !strings.Contains(ts.Error, "as a statement, not as rows") || !strings.Contains(ts.Error, "INSERT INTO shop.t VALUES (2)") {
+		t.Fatalf("shop.t status %+v, want %q with the statement in the reason", ts, capture.StateError)
+	}
+	if !strings.Contains(lt.logs.String(), "binlake reload --table shop.t") {
+		t.Errorf("the log does not give the fix:\n%s", lt.logs.String())
+	}
+	var got []string
+	for _, name := range []string{"t", "u"} {
+		for _, r := range lt.records(t, name) {
+			if r.meta("operation") == "insert" {
+				got = append(got, fmt.Sprintf("%s:%d", name, r.id(t)))
+			}
+		}
+	}
+	if want := "[t:1 u:1]"; fmt.Sprint(got) != want {
+		t.Errorf("inserts in the lake %v, want %s (shop.t left out after the statement)", got, want)
 	}
 }

@@ -425,6 +425,12 @@ func partitionKey(rec *change.Record, row change.Row, pk []int) {
 // decoded with a schema binlake trusts, so they are left out from here.
 // The other tables go on.
 func (c *Capture) schemaError(t TableName, reason string) {
+	c.tableError(t, reason, "set binlog_row_metadata=FULL on the source (table maps then name the columns), then binlake reload --table "+t.String())
+}
+
+// tableError puts table t in "Table error": its binlog events are left out
+// from now on (the other tables go on) until it is loaded again.
+func (c *Capture) tableError(t TableName, reason, fix string) {
 	c.mu.Lock()
 	p := c.state.Tables[t.String()]
 	if p == nil {
@@ -435,8 +441,7 @@ func (c *Capture) schemaError(t TableName, reason string) {
 	p.State, p.Error, p.SchemaError = StateError, reason, true
 	c.mu.Unlock()
 	if !already {
-		c.log.Error("table in error: its binlog events are left out", "table", t.String(), "reason", reason,
-			"fix", "set binlog_row_metadata=FULL on the source (table maps then name the columns), then binlake reload --table "+t.String())
+		c.log.Error("table in error: its binlog events are left out", "table", t.String(), "reason", reason, "fix", fix)
 	}
 }
 

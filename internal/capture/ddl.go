@@ -16,6 +16,37 @@ var ddlRe = regexp.MustCompile(`(?is)^\s*` +
 	`(?:IF\s+(?:NOT\s+)?EXISTS\s+)?` +
 	`(` + ident + `(?:\s*\.\s*` + ident + `)?)`)
 
+// dmlRe recognises a data change written as a statement (binlog_format
+// STATEMENT or MIXED) and the table it changes first.
+var dmlRe = regexp.MustCompile(`(?is)^\s*(?:` +
+	`(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?` +
+	`|UPDATE\s+(?:(?:LOW_PRIORITY|IGNORE)\s+)*` +
+	`|DELETE\s+(?:(?:LOW_PRIORITY|QUICK|IGNORE)\s+)*FROM\s+` +
+	`|LOAD\s+DATA\s+.*?\s+INTO\s+TABLE\s+` +
+	`)(` + ident + `(?:\s*\.\s*` + ident + `)?)`)
+
+// parseDML recognises a data change written as a statement and returns the
+// table it changes (the first one named, for a multi-table statement).
+func parseDML(query, schema string) (TableName, bool) {
+	m := dmlRe.FindStringSubmatch(normalizeDDL(query))
+	if m == nil {
+		return TableName{}, false
+	}
+	return qualified(m[1], schema), true
+}
+
+// qualified reads a table name, "t" or "db.t", quoted or not.
+func qualified(name, schema string) TableName {
+	t := TableName{Schema: schema}
+	if i := splitQualified(name); i >= 0 {
+		t.Schema = unquote(strings.TrimSpace(name[:i]))
+		t.Table = unquote(strings.TrimSpace(name[i+1:]))
+	} else {
+		t.Table = unquote(name)
+	}
+	return t
+}
+
 // parseDDL recognises table DDL and returns its control operation and the
 // (first) table it names, qualified with the event's default schema.
 func parseDDL(query, schema string) (change.Op, TableName, bool) {

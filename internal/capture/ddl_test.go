@@ -182,3 +182,29 @@ func TestQuoteIdent(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDML(t *testing.T) {
+	tests := []struct {
+		query string
+		table TableName
+		ok    bool
+	}{
+		{"INSERT INTO shop.t VALUES (1)", TableName{"shop", "t"}, true},
+		{"insert ignore into `my db`.`t``x` (a) values (1)", TableName{"my db", "t`x"}, true},
+		{"INSERT t VALUES (1)", TableName{"db", "t"}, true},
+		{"REPLACE LOW_PRIORITY INTO t SELECT * FROM u", TableName{"db", "t"}, true},
+		{"UPDATE IGNORE s.t SET a = 1", TableName{"s", "t"}, true},
+		{"/* app */ UPDATE t, u SET t.a = u.a WHERE t.id = u.id", TableName{"db", "t"}, true},
+		{"DELETE QUICK FROM t WHERE id = 1", TableName{"db", "t"}, true},
+		{"LOAD DATA LOCAL INFILE '/x.csv' REPLACE INTO TABLE s.t FIELDS TERMINATED BY ','", TableName{"s", "t"}, true},
+		{"CREATE TABLE t (id INT)", TableName{}, false},
+		{"SAVEPOINT a", TableName{}, false},
+		{"UPDATEX t SET a = 1", TableName{}, false},
+	}
+	for _, tc := range tests {
+		got, ok := parseDML(tc.query, "db")
+		if ok != tc.ok || got != tc.table {
+			t.Errorf("parseDML(%q) = %v, %v; want %v, %v", tc.query, got, ok, tc.table, tc.ok)
+		}
+	}
+}
