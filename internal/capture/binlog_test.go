@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/task"
@@ -84,5 +85,43 @@ func TestStatementFormatChange(t *testing.T) {
 	}
 	if want := "[t:1 u:1]"; fmt.Sprint(got) != want {
 		t.Errorf("inserts in the lake %v, want %s (shop.t left out after the statement)", got, want)
+	}
+}
+
+// TestRotateAndPurgeWhileRunning rotates the binlog twice while CDC runs
+// (FLUSH BINARY LOGS) and purges the files capture has read (PURGE BINARY
+// LOGS): every change, in each file, arrives once, in order.
+func TestRotateAndPurgeWhileRunning(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	ctx := t.Context()
+	if err := m.Exec(ctx, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, v INT)"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, "")
+	lt.start(t)
+	if err := m.Exec(ctx, "INSERT INTO shop.t VALUES (1, 1)", "FLUSH BINARY LOGS", "INSERT INTO shop.t VALUES (2, 1)", "UPDATE shop.t SET v = 2 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	// Purge what capture has read, while it runs.
+	read := m.BinlogEnd(t)
+	waitUntil(t, 30*time.Second, func() bool { return lt.tk.Status().SourcePosition == read })
+	file, _, _ := strings.Cut(read, ":")
+	if err := m.Exec(ctx, "FLUSH BINARY LOGS", fmt.Sprintf("PURGE BINARY LOGS TO '%s'", file), "DELETE FROM shop.t WHERE id = 2", "INSERT INTO shop.t VALUES (3, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	lt.drain(t)
+	var got []string
+	files := map[string]bool{}
+	for _, r := range lt.records(t, "t") {
+		if op := r.meta("operation"); op != "create-table" {
+			got = append(got, fmt.Sprintf("%s:%d:%s", op, r.id(t), r.data["v"]))
+			files[strings.Split(r.meta("stream-position"), "/")[1]] = true
+		}
+	}
+	if want := "[insert:1:1 insert:2:1 update:1:2 delete:2:1 insert:3:3]"; fmt.Sprint(got) != want {
+		t.Errorf("records %v, want %s", got, want)
+	}
+	if len(files) != 3 {
+		t.Errorf("the records came from binlog files %v, want 3 files", files)
 	}
 }

@@ -141,7 +141,7 @@ func (e *emitter) publish() {
 				err := error(nil)
 				if len(m.Data) > maxRecord {
 					rec := j.recs[i]
-					err = fmt.Errorf("%s.%s: a record of %d bytes at %s is larger than the stream's %d-byte message limit", rec.Schema, rec.Table, len(m.Data), rec.Position, maxRecord)
+					err = fmt.Errorf("%s.%s: a record of %d bytes at %s is larger than the %d bytes binlake carries", rec.Schema, rec.Table, len(m.Data), rec.Position, maxRecord)
 				} else {
 					err = e.prod.Publish(e.ctx, m)
 				}
@@ -225,5 +225,9 @@ func message(rec *change.Record, part, hint int) *stream.Message {
 	}
 }
 
-// maxRecord is the largest record the stream carries whole.
-const maxRecord = 60 << 20
+// maxRecord is the largest record capture publishes: every backend carries
+// a record over its message limit in chunks, and the lake's readers take
+// lines up to this size (lake.Read). A MariaDB row can reach 1 GiB
+// (max_allowed_packet); one whose JSON is larger than this stops the task
+// rather than be truncated.
+const maxRecord = 256 << 20

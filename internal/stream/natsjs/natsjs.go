@@ -155,8 +155,14 @@ func (s *Stream) maxChunk() int {
 	if mp <= 0 {
 		mp = int(s.nc.MaxPayload())
 	}
-	return max(mp-headerRoom, 1024)
+	return max(min(mp, maxMessage)-headerRoom, 1024)
 }
+
+// maxMessage caps a message whatever the server's max_payload: JetStream's
+// file store refuses a message over 32 MiB ("message too large"), and
+// smaller chunks of a huge record are cheaper to hold, replicate and send
+// again.
+const maxMessage = 8 << 20
 
 // Producer returns a producer publishing asynchronously on the stream.
 func (s *Stream) Producer() stream.Producer {
