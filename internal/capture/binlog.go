@@ -105,7 +105,11 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		RenderJSONAsMySQLText:   true,
 		HeartbeatPeriod:         my.Heartbeat.D(),
 		ReadTimeout:             3 * my.Heartbeat.D(),
-		MaxReconnectAttempts:    10,
+		// A lost connection ends the stream, and capture reads again from
+		// its checkpoint, a transaction boundary (capture.go): go-mysql's
+		// own retry resumes after the last event, which may be inside a
+		// transaction whose table map the new connection does not send.
+		DisableRetrySync: true,
 		// The syncer decodes events ahead of the reader into a channel of
 		// this many (default 10240): with large rows events (a big
 		// transaction, 8 KiB of rows each) that alone is hundreds of MiB.
@@ -138,19 +142,20 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 			return fmt.Errorf("starting binlog stream by GTID set %q: it does not parse as a %s GTID set", gtids, c.src.flavor)
 		}
 		if streamer, err = syncer.StartSyncGTID(r.gset.Clone()); err != nil {
-			return fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err)
+			return sourceLost(fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err))
 		}
 		if file, pos, err = firstRotate(ctx, streamer); err != nil {
-			return fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err)
+			return sourceLost(fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err))
 		}
 		c.log.Info("GTID set found in the binlog", "gtid_set", gtids, "file", file, "pos", pos)
 	} else {
 		c.log.Info("streaming binlog", "file", file, "pos", pos)
 		if streamer, err = syncer.StartSync(mysql.Position{Name: file, Pos: pos}); err != nil {
-			return fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err)
+			return sourceLost(fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err))
 		}
 	}
 	r.file, r.pos = file, pos
+	c.setSourceDown(nil) // the source answers
 	if err := removeSpillFiles(c.opts.StateDir); err != nil {
 		return err
 	}
@@ -198,7 +203,7 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 			if errors.Is(err, context.DeadlineExceeded) {
 				continue
 			}
-			return fmt.Errorf("reading binlog at %s:%d: %w", r.file, r.pos, err)
+			return sourceLost(fmt.Errorf("reading binlog at %s:%d: %w", r.file, r.pos, err))
 		}
 		if err := load.before(ctx, r, ev); err != nil {
 			if ctx.Err() != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/capture"
+	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/task"
 	"github.com/binlake/binlake/internal/testbed"
 )
@@ -123,5 +124,87 @@ func TestRotateAndPurgeWhileRunning(t *testing.T) {
 	}
 	if len(files) != 3 {
 		t.Errorf("the records came from binlog files %v, want 3 files", files)
+	}
+}
+
+// TestSourceRestartAndSilentCut restarts MariaDB while CDC runs, then cuts
+// the network to it silently (a proxy that stops forwarding and closes
+// nothing): capture notices the cut by the binlog heartbeat's read
+// timeout, says so in the status (source_unreachable), reads the binlog
+// again from its checkpoint once the source answers, and every change
+// arrives once, in order.
+func TestSourceRestartAndSilentCut(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	ctx := t.Context()
+	if err := m.Exec(ctx, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, v INT)"); err != nil {
+		t.Fatal(err)
+	}
+	proxy := testbed.NewTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", m.Port))
+	lt := newLakeTask(t, m, "")
+	lt.cfg.Source.MySQL.Port = proxy.Port
+	lt.cfg.Source.MySQL.Heartbeat = config.Duration(time.Second)
+	lt.start(t)
+	next := 0
+	write := func(n int) {
+		t.Helper()
+		var stmts []string
+		for range n {
+			next++
+			stmts = append(stmts, fmt.Sprintf("INSERT INTO shop.t VALUES (%d, %d)", next, next), fmt.Sprintf("UPDATE shop.t SET v = v + 1 WHERE id = %d", next))
+		}
+		if err := m.Exec(ctx, stmts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	captured := func() {
+		t.Helper()
+		want := m.BinlogEnd(t)
+		waitUntil(t, 60*time.Second, func() bool { return lt.tk.Status().SourcePosition == want })
+	}
+	write(20)
+	captured()
+
+	// A restart of the source.
+	if err := m.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(20)
+	captured()
+
+	// A silent cut.
+	proxy.Stall()
+	write(20)
+	waitUntil(t, 30*time.Second, func() bool {
+		for _, w := range lt.tk.Status().Warnings {
+			if w.Code == task.WarnSourceUnreachable {
+				return true
+			}
+		}
+		return false
+	})
+	// Reconnecting through the dead network fails too (by the read
+	// timeout of the handshake), and is tried again.
+	time.Sleep(6 * time.Second)
+	proxy.Resume()
+	captured()
+	waitUntil(t, 30*time.Second, func() bool { return len(lt.tk.Status().Warnings) == 0 })
+	write(20)
+	lt.drain(t)
+
+	var got []string
+	for _, r := range lt.records(t, "t") {
+		if op := r.meta("operation"); op != "create-table" {
+			got = append(got, fmt.Sprintf("%s:%d:%s", op, r.id(t), r.data["v"]))
+		}
+	}
+	var want []string
+	for i := 1; i <= next; i++ {
+		want = append(want, fmt.Sprintf("insert:%d:%d", i, i), fmt.Sprintf("update:%d:%d", i, i+1))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("records in the lake:\n%v\nwant\n%v", got, want)
+	}
+	if !strings.Contains(lt.logs.String(), "the source is unreachable") {
+		t.Errorf("the log does not say the source was unreachable")
 	}
 }

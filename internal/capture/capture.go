@@ -127,6 +127,10 @@ type Capture struct {
 	buf   []byte
 
 	retention Retention // the source's binlog retention, under mu (observe.go)
+	// downSince is when capture lost the source (zero: it reads the
+	// binlog); downErr the last error meeting it.
+	downSince time.Time
+	downErr   string
 	// fullMetadata: the source writes binlog_row_metadata=FULL, so table
 	// maps name their columns and the schema history is only a fallback.
 	fullMetadata bool
@@ -311,7 +315,7 @@ func (c *Capture) Run(ctx context.Context) error {
 	} else {
 		c.setPhase(PhaseStreaming)
 	}
-	err = c.streamBinlog(ctx, toLoad, initial)
+	err = c.streamAndReconnect(ctx, toLoad, initial)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		// Stopped: whichever step the stop interrupted, the checkpoint
 		// gets everything decided since the last save (a table's error,
@@ -320,6 +324,86 @@ func (c *Capture) Run(ctx context.Context) error {
 	}
 	c.setPhase(PhaseDone)
 	return err
+}
+
+// streamAndReconnect runs streamBinlog and, when the source goes away (a
+// restart, a network cut the binlog heartbeat's read timeout detects), runs
+// it again from the checkpoint, with backoff from 1 s to 30 s, for as long
+// as it takes. The transaction being read when the connection was lost is
+// read again whole; the full load goes on with the chunks not yet
+// published.
+func (c *Capture) streamAndReconnect(ctx context.Context, toLoad []TableName, initial bool) error {
+	backoff := time.Second
+	for {
+		began := time.Now()
+		err := c.streamBinlog(ctx, toLoad, initial)
+		if time.Since(began) > time.Minute {
+			backoff = time.Second // it had been reading: a new outage
+		}
+		var lost *sourceLostError
+		if err == nil || ctx.Err() != nil || !errors.As(err, &lost) {
+			c.setSourceDown(nil)
+			return err
+		}
+		c.setSourceDown(lost.err)
+		c.log.Warn("the source is unreachable; reading the binlog again from the checkpoint once it answers", "err", lost.err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return c.save(context.WithoutCancel(ctx))
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+		c.mu.Lock()
+		var still []TableName
+		for _, t := range toLoad {
+			if p := c.state.Tables[t.String()]; p != nil && p.State != StateCompleted && p.State != StateError {
+				still = append(still, t)
+			}
+		}
+		c.mu.Unlock()
+		toLoad = still
+		initial = initial && len(still) > 0
+	}
+}
+
+// sourceLostError is a failure to reach the source or to go on reading
+// its binlog, which reading again from the checkpoint may cure.
+type sourceLostError struct{ err error }
+
+func (e *sourceLostError) Error() string { return e.err.Error() }
+func (e *sourceLostError) Unwrap() error { return e.err }
+
+// sourceLost marks err as a sourceLostError, unless the server refused
+// the binlog for good (error 1236: the binlog or GTID asked for is gone).
+func sourceLost(err error) error {
+	var my *mysql.MyError
+	if errors.As(err, &my) && my.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+		return err
+	}
+	return &sourceLostError{err}
+}
+
+// setSourceDown records that the source is unreachable (err) or answers
+// again (nil).
+func (c *Capture) setSourceDown(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		c.downSince, c.downErr = time.Time{}, ""
+	case c.downSince.IsZero():
+		c.downSince, c.downErr = time.Now(), err.Error()
+	default:
+		c.downErr = err.Error()
+	}
+}
+
+// SourceDown tells since when capture has not reached the source, and the
+// last error (zero time: it reads the binlog).
+func (c *Capture) SourceDown() (time.Time, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.downSince, c.downErr
 }
 
 // save flushes the producer and writes the checkpoint: the checkpoint never

@@ -70,7 +70,7 @@ func (c *Capture) newLoader(ctx context.Context, toLoad []TableName, start binPo
 	l := &loader{c: c, size: c.cfg.FullLoad.Chunk(), parallel: c.cfg.FullLoad.Readers(), at: start, initial: len(toLoad) > 0}
 	file, pos, err := c.src.binlogPosition(ctx)
 	if err != nil {
-		return nil, err
+		return nil, sourceLost(err)
 	}
 	n, err := change.BinlogFileNumber(file)
 	if err != nil {

@@ -285,7 +285,14 @@ func (t *Task) observe(now time.Time) (Status, observation) {
 		}
 	}
 	if running {
+		var downSince time.Time
+		var downErr string
+		if cp != nil {
+			downSince, downErr = cp.SourceDown()
+		}
 		s.Warnings = health{
+			sourceDown:    downSince,
+			sourceErr:     downErr,
 			cdc:           t.cfg.Migration != config.MigrationFullLoad,
 			captureBehind: ob.behind,
 			retention:     ob.retention,

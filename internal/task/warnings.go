@@ -34,6 +34,10 @@ const (
 	// WarnStreamWaiting: capture has waited longer than streamWaitWarn for
 	// the stream to take its messages (the stream is down or pushes back).
 	WarnStreamWaiting = "stream_unavailable"
+	// WarnSourceUnreachable: capture has lost the source (a restart, the
+	// network) and reads the binlog again from its checkpoint once it
+	// answers.
+	WarnSourceUnreachable = "source_unreachable"
 )
 
 // streamWaitWarn is how long a producer call may wait before
@@ -42,7 +46,7 @@ const (
 var streamWaitWarn = 5 * time.Second
 
 // WarningCodes lists every warning code, in the order status lists them.
-var WarningCodes = []string{WarnBinlogRetention, WarnStreamRetention, WarnTableError, WarnTargetRefusing, WarnStreamWaiting}
+var WarningCodes = []string{WarnBinlogRetention, WarnStreamRetention, WarnTableError, WarnTargetRefusing, WarnStreamWaiting, WarnSourceUnreachable}
 
 // health is what the warnings are decided from.
 type health struct {
@@ -55,6 +59,8 @@ type health struct {
 	refusal       metrics.Refusal
 	streamWaiting time.Duration // how long capture's oldest producer call has waited
 	streamType    string
+	sourceDown    time.Time // since when capture has not reached the source (zero: it has)
+	sourceErr     string
 }
 
 // warnings returns the active warnings, in the order of WarningCodes.
@@ -96,6 +102,12 @@ func (h health) warnings() []Warning {
 				"nothing is dropped, capture stops reading the binlog and goes on when the stream takes messages again; "+
 				"check the stream's servers (binlake's log says what the stream answers)",
 			roundDuration(h.streamWaiting), h.streamType)})
+	}
+	if !h.sourceDown.IsZero() {
+		out = append(out, Warning{Code: WarnSourceUnreachable, Message: fmt.Sprintf(
+			"capture has not reached the source since %s (last: %s); it tries again with backoff up to 30 s and reads the binlog again from its checkpoint, "+
+				"losing nothing, as long as the source keeps the binlog; check the source and the network",
+			h.sourceDown.UTC().Format(time.RFC3339), h.sourceErr)})
 	}
 	return out
 }
