@@ -279,7 +279,7 @@ var badConfigs = []struct {
 		"source.mysql.pasword: unknown key 'pasword' at line 6, did you mean 'password'?",
 		"delivery.buffr: unknown key 'buffr' at line 10, did you mean 'buffer'?",
 		"region: unknown key 'region' at line 13; 'region' belongs at s3.region or stream.kinesis.region (check the indentation)",
-		"tls: unknown key 'tls' at line 14; 'tls' belongs at source.mysql.tls (check the indentation)",
+		"tls: unknown key 'tls' at line 14; 'tls' belongs at source.mysql.tls or stream.kafka.tls (check the indentation)",
 	}},
 	{"merge.bad.yml", []string{
 		"source.mysql.usr: unknown key 'usr' at line 4, did you mean 'user'?",

@@ -89,7 +89,17 @@ type Kafka struct {
 	// without an answered heartbeat, so it must exceed twice the longest
 	// object upload.
 	SessionTimeout Duration `yaml:"session_timeout"`
+	// TLS connects to the brokers over TLS, verifying their certificates
+	// against the system's authorities, or TLSCA's; TLSCert and TLSKey are
+	// a client certificate. Any of the three implies TLS.
+	TLS     bool   `yaml:"tls"`
+	TLSCA   string `yaml:"tls_ca"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
+
+// UsesTLS tells whether the brokers are reached over TLS.
+func (k Kafka) UsesTLS() bool { return k.TLS || k.TLSCA != "" || k.TLSCert != "" }
 
 // GroupFor is the consumer group of a task's deliver workers: Group, or
 // binlake.<task>.deliver.
@@ -224,5 +234,8 @@ func (c *Config) validateKafka(ps *problems) {
 	}
 	if k.SessionTimeout < Duration(time.Second) || k.SessionTimeout > Duration(30*time.Minute) {
 		ps.add("stream.kafka.session_timeout", "must be between 1s and 30m (and within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms, 6s and 30m by default), got %s", k.SessionTimeout)
+	}
+	if (k.TLSCert == "") != (k.TLSKey == "") {
+		ps.add("stream.kafka.tls_cert", "and stream.kafka.tls_key must be given together")
 	}
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,10 +177,17 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, targ
 		return s, nil
 	case config.StreamKafka:
 		k := sc.Kafka
+		var kafkaTLS *tls.Config
+		if k.UsesTLS() {
+			var err error
+			if kafkaTLS, err = kafka.LoadTLS(k.TLSCA, k.TLSCert, k.TLSKey); err != nil {
+				return nil, err
+			}
+		}
 		st, err := kafka.Open(ctx, kafka.Options{
 			Brokers: k.Brokers, Topic: k.TopicFor(cfg.Task), Partitions: sc.Partitions, Create: k.Create,
 			ReplicationFactor: k.ReplicationFactor, MaxMessageBytes: int(k.MaxMessageBytes),
-			StateDir: cfg.StateDir, Logger: log,
+			StateDir: cfg.StateDir, Logger: log, TLS: kafkaTLS,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("stream.kafka: %w", err)

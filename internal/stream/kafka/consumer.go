@@ -93,12 +93,11 @@ func (s *Stream) Consumer(ctx context.Context, name string) (*Consumer, error) {
 		}
 		c.parts[p] = &handedOut{next: off}
 	}
-	c.cl, err = kgo.NewClient(
-		kgo.SeedBrokers(s.opts.Brokers...),
+	c.cl, err = kgo.NewClient(s.clientOpts(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.opts.Topic: start}),
 		kgo.FetchMaxBytes(int32(max(4*s.opts.MaxMessageBytes, 16<<20))),
 		kgo.FetchMaxPartitionBytes(int32(max(2*s.opts.MaxMessageBytes, 4<<20))),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}

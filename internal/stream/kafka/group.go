@@ -151,8 +151,7 @@ func (g *Group) Run(ctx context.Context) error {
 // worker must join again.
 func (g *Group) session(ctx context.Context) (rejoin bool, err error) {
 	st := g.opts.SessionTimeout
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(g.s.opts.Brokers...),
+	cl, err := kgo.NewClient(g.s.clientOpts(
 		kgo.ConsumerGroup(g.opts.Name),
 		kgo.ConsumeTopics(g.s.opts.Topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -166,7 +165,7 @@ func (g *Group) session(ctx context.Context) (rejoin bool, err error) {
 		kgo.FetchMaxBytes(int32(max(4*g.s.opts.MaxMessageBytes, 16<<20))),
 		kgo.FetchMaxPartitionBytes(int32(max(2*g.s.opts.MaxMessageBytes, 4<<20))),
 		kgo.WithLogger(kgoLogger{g.log}),
-	)
+	)...)
 	if err != nil {
 		return false, fmt.Errorf("kafka consumer group %s: %w", g.opts.Name, err)
 	}

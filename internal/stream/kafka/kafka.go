@@ -9,9 +9,12 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -50,6 +53,17 @@ type Options struct {
 	MaxMessageBytes   int
 	StateDir          string
 	Logger            *slog.Logger
+	// TLS, if not nil, is used to reach the brokers.
+	TLS *tls.Config
+}
+
+// clientOpts are the options every client of the stream starts with.
+func (s *Stream) clientOpts(more ...kgo.Opt) []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(s.opts.Brokers...)}
+	if s.opts.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(s.opts.TLS.Clone()))
+	}
+	return append(opts, more...)
 }
 
 // Stream is a task's topic.
@@ -68,7 +82,7 @@ func Open(ctx context.Context, opts Options) (*Stream, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(opts.Brokers...))
+	cl, err := kgo.NewClient(s.clientOpts()...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
@@ -154,14 +168,13 @@ var _ stream.Producer = (*Producer)(nil)
 // Producer returns an idempotent producer. Records are retried for ever
 // (a down cluster makes capture wait); at most 10,000 wait in memory.
 func (s *Stream) Producer() (*Producer, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(s.opts.Brokers...),
+	cl, err := kgo.NewClient(s.clientOpts(
 		kgo.DefaultProduceTopic(s.opts.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(int32(s.opts.MaxMessageBytes)),
 		kgo.MaxBufferedRecords(2*maxBuffered),
 		kgo.ProducerLinger(5*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
@@ -237,4 +250,29 @@ func (p *Producer) Close() error {
 // statePath is where a consumer keeps its offsets.
 func (s *Stream) statePath(name string) string {
 	return filepath.Join(s.opts.StateDir, "kafka-"+s.opts.Topic+"-"+name+".json")
+}
+
+// LoadTLS builds the TLS of stream.kafka: the system's authorities, or
+// those of the PEM file ca; a client certificate when cert and key are set.
+// The broker's name is checked against the host it is dialed at.
+func LoadTLS(ca, cert, key string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("stream.kafka.tls_ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("stream.kafka.tls_ca: %s holds no PEM certificate", ca)
+		}
+	}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("stream.kafka.tls_cert and tls_key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg, nil
 }
