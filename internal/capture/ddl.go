@@ -72,15 +72,7 @@ func parseDDL(query, schema string) (change.Op, TableName, bool) {
 	case "TRUNCATE":
 		op = change.OpTruncateTable
 	}
-	name := m[3]
-	t := TableName{Schema: schema}
-	if i := splitQualified(name); i >= 0 {
-		t.Schema = unquote(strings.TrimSpace(name[:i]))
-		t.Table = unquote(strings.TrimSpace(name[i+1:]))
-	} else {
-		t.Table = unquote(name)
-	}
-	return op, t, true
+	return op, qualified(m[3], schema), true
 }
 
 // splitQualified returns the index of the dot separating schema and table,
