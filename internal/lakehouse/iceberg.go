@@ -132,6 +132,10 @@ func (ic *icebergSink) load(ctx context.Context, schema, tbl string) (*table.Tab
 // schema evolution alone. It returns the rows the table holds and the
 // data files written.
 func (ic *icebergSink) commit(ctx context.Context, t *table.Table, m *Manifest, st *tableState, next *Manifest) (int64, int, error) {
+	// A commit runs to its end once begun (it is a table's worth of
+	// rows): iceberg-go 0.7 panics in a goroutine of a position delete
+	// whose context is cancelled, and a stop (SIGTERM's drain) cancels it.
+	ctx = context.WithoutCancel(ctx)
 	id := ident(st.schema, st.table)
 	if t == nil {
 		if err := ic.cat.CreateNamespace(ctx, table.Identifier{st.schema}, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
@@ -667,6 +671,9 @@ func ReadIcebergTable(ctx context.Context, lakeDir, root, schema, tbl string) (m
 	}
 	out := map[string]map[string]any{}
 	for _, r := range rows {
+		if _, dup := out[r.key]; dup {
+			return nil, m, fmt.Errorf("table %s.%s: two current rows of key %s", schema, tbl, r.key)
+		}
 		out[r.key] = r.data
 	}
 	return out, m, nil
