@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,18 +87,9 @@ http: {listen: %s}
 	if _, err := db.ExecContext(ctx, "UPDATE shop.blobs SET body = ? WHERE id = 1", updated); err != nil {
 		t.Fatal(err)
 	}
-	want := m.BinlogEnd(t)
-	waitStatus("capture of the insert and the update", func(st task.Status) bool { return st.SourcePosition == want })
+	waitCaptured(t, p, addr, m.BinlogEnd(t))
 	peak := vmHWM(t, p.cmd.Process.Pid)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("binlake after SIGTERM: %v\n%s", err, p.logTail())
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("binlake did not stop within 2 minutes of SIGTERM\n%s", p.logTail())
-	}
+	stopGracefully(t, p)
 	t.Logf("peak RSS of binlake with three 50 MiB rows: %d MiB", peak>>10)
 
 	b, err := objstore.NewFile(lakeDir)

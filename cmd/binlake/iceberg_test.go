@@ -95,27 +95,8 @@ http: {listen: %s}
 	if err := <-workDone; err != nil {
 		t.Fatal(err)
 	}
-	want := m.BinlogEnd(t)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		st, err := status(addr)
-		if err == nil && st.SourcePosition == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not caught up with %s: %+v %v\n%s", want, st, err, p.logTail())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("binlake after SIGTERM: %v\n%s", err, p.logTail())
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("binlake did not stop within 2 minutes of SIGTERM\n%s", p.logTail())
-	}
+	waitCaptured(t, p, addr, m.BinlogEnd(t))
+	stopGracefully(t, p)
 	total := 0
 	for _, name := range []string{"wp_comments", "wp_options", "wp_postmeta", "wp_posts", "wp_stats", "wp_users"} {
 		src, err := capture.ReadTable(ctx, cfg.Source.MySQL, testbed.WordPressDB, name)

@@ -324,3 +324,35 @@ func TestBadConfigExitCode(t *testing.T) {
 		t.Errorf("output does not name the unknown key 'buffr':\n%s", out)
 	}
 }
+
+// waitCaptured waits until the binary serving the API at addr has captured
+// the source's binlog up to want.
+func waitCaptured(t *testing.T, p *proc, addr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st, err := status(addr)
+		if err == nil && st.SourcePosition == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not caught up with %s: %+v %v\n%s", want, st, err, p.logTail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stopGracefully sends SIGTERM and waits (2 minutes at most) for a clean
+// exit: everything captured delivered, checkpoints saved.
+func stopGracefully(t *testing.T, p *proc) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("binlake after SIGTERM: %v (want exit 0)\n%s", err, p.logTail())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("binlake did not stop within 2 minutes of SIGTERM\n%s", p.logTail())
+	}
+}

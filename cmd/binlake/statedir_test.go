@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -119,22 +118,8 @@ http:
 	p := start(t, cfgPath, logPath)
 	waitRunning(p, "after the faults")
 	stopWriters()
-	want := m.BinlogEnd(t)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		st, err := status(addr)
-		if err == nil && st.SourcePosition == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not caught up with %s: %+v %v\n%s", want, st, err, p.logTail())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-p.done; err != nil {
-		t.Fatalf("binlake after SIGTERM: %v\n%s", err, p.logTail())
-	}
+	waitCaptured(t, p, addr, m.BinlogEnd(t))
+	stopGracefully(t, p)
 
 	assertLakeExact(t, cfg, lakeDir, ledger)
 }

@@ -2,10 +2,7 @@ package natsjs_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,18 +21,8 @@ import (
 // certificate, the connection is refused with the reason.
 func TestTLS(t *testing.T) {
 	certs := testbed.NewCerts(t, "127.0.0.1")
-	serverCert, err := tls.LoadX509KeyPair(certs.ServerCert, certs.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(certs.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
 	ns := startServer(t, 1<<20, func(o *server.Options) {
-		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}
+		o.TLSConfig = certs.ServerTLS(t)
 		o.TLSVerify = true
 		o.TLSTimeout = 2
 	})
