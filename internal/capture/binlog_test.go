@@ -1,13 +1,17 @@
 package capture_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/binlake/binlake/internal/capture"
 	"github.com/binlake/binlake/internal/config"
+	"github.com/binlake/binlake/internal/lake"
 	"github.com/binlake/binlake/internal/task"
 	"github.com/binlake/binlake/internal/testbed"
 )
@@ -206,5 +210,68 @@ func TestSourceRestartAndSilentCut(t *testing.T) {
 	}
 	if !strings.Contains(lt.logs.String(), "the source is unreachable") {
 		t.Errorf("the log does not say the source was unreachable")
+	}
+}
+
+// TestSourceRestartDuringLoad restarts MariaDB in the middle of a chunked
+// full load, with a writer changing the table: chunk reads that meet the
+// restart are read again (they do not count toward putting the table in
+// "Table error"), the binlog is read again from the checkpoint, and the
+// load completes with the lake equal to the source.
+func TestSourceRestartDuringLoad(t *testing.T) {
+	m := testbed.NewMariaDB(t)
+	ctx := t.Context()
+	if err := m.Exec(ctx, "CREATE DATABASE shop", "CREATE TABLE shop.big (id INT PRIMARY KEY, v INT)",
+		"INSERT INTO shop.big SELECT seq, seq FROM shop.seq_1_to_20000"); err != nil {
+		t.Fatal(err)
+	}
+	lt := newLakeTask(t, m, "full_load: {chunk_size: 50}")
+	lt.cfg.Source.MySQL.Heartbeat = config.Duration(time.Second)
+	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(io.MultiWriter(testLog{t}, &lt.logs), nil)))
+	runCtx, stop := context.WithCancel(ctx)
+	lt.stop, lt.done = stop, make(chan error, 1)
+	go func() { lt.done <- lt.tk.Run(runCtx) }()
+	chunks := func() uint64 {
+		for _, tb := range lt.tk.Status().Tables {
+			if tb.Table == "big" {
+				return tb.FullLoadRows + tb.LoadRowsRead
+			}
+		}
+		return 0
+	}
+	waitUntil(t, 60*time.Second, func() bool { return chunks() >= 2000 })
+	if err := m.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Exec(ctx, "UPDATE shop.big SET v = -v WHERE id % 100 = 0", "DELETE FROM shop.big WHERE id % 1000 = 1"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 120*time.Second, func() bool {
+		st := lt.tk.Status()
+		return st.Detail == "Load complete, replication ongoing" || st.Status == task.StatusFailed
+	})
+	for _, tb := range lt.tk.Status().Tables {
+		if tb.Table == "big" && tb.State != capture.StateCompleted {
+			t.Fatalf("shop.big is %q (%s) after the restart, want %q", tb.State, tb.Error, capture.StateCompleted)
+		}
+	}
+	lt.drain(t)
+	src, err := capture.ReadTable(ctx, lt.cfg.Source.MySQL, "shop", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := lt.replay(t)
+	if len(rp.Duplicates) > 0 {
+		t.Errorf("%d records are in the lake twice, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
+	}
+	mm := lake.Compare(rp.Tables["shop.big"], src)
+	for i, x := range mm {
+		if i == 5 {
+			break
+		}
+		t.Errorf("big: %s", x)
+	}
+	if len(mm) > 0 || len(src) != 19980 {
+		t.Errorf("big: %d mismatches, source %d rows (want 19980)", len(mm), len(src))
 	}
 }

@@ -2,12 +2,16 @@ package capture
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -306,4 +310,14 @@ func mysqlErrno(err error) uint16 {
 		return me.Number
 	}
 	return 0
+}
+
+// connectionLost tells an error of a connection to the source that broke
+// or could not be made (the server restarting, the network), as opposed to
+// an error of the query itself.
+func connectionLost(err error) bool {
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne)
 }

@@ -341,6 +341,13 @@ func (l *loader) failed(ctx context.Context, ch *chunk) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if connectionLost(ch.err) {
+		// The source went away (a restart, the network), not the table:
+		// the binlog reader starts again from the checkpoint once it
+		// answers, and the load with it.
+		t.fails = 0
+		return sourceLost(ch.err)
+	}
 	gone := no == erNoSuchTable || errors.As(ch.err, new(noTableError))
 	if !gone && t.fails < maxChunkFails {
 		l.c.log.Warn("chunk read failed; reading it again", "table", t.name.String(), "err", ch.err)
