@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/binlake/binlake/internal/lake"
-	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/task"
 	"github.com/binlake/binlake/internal/testbed"
 )
@@ -92,14 +90,7 @@ http: {listen: %s}
 	stopGracefully(t, p)
 	t.Logf("peak RSS of binlake with three 50 MiB rows: %d MiB", peak>>10)
 
-	b, err := objstore.NewFile(lakeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := lake.Read(ctx, b, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readLake(t, lakeDir, "")
 	got := map[string][]byte{}
 	for _, r := range recs {
 		if r.Table != "blobs" || r.Type != "data" {

@@ -14,7 +14,6 @@ import (
 	"github.com/binlake/binlake/internal/checkpoint"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lake"
-	"github.com/binlake/binlake/internal/objstore"
 	"github.com/binlake/binlake/internal/task"
 	"github.com/binlake/binlake/internal/testbed"
 )
@@ -142,14 +141,7 @@ http:
 		t.Errorf("the log does not say that %s's load resumed", table)
 	}
 
-	bucket, err := objstore.NewFile(lakeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := lake.Read(ctx, bucket, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readLake(t, lakeDir, "")
 	rp := lake.ReplayRecords(recs)
 	if len(rp.Duplicates) > 0 {
 		t.Errorf("%d records are in the lake more than once, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])

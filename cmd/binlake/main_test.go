@@ -272,20 +272,28 @@ func startWriters(t *testing.T, work *testbed.Workload, workRate int, ledger *te
 // wordpressTables are the tables the tests' selection rules select.
 var wordpressTables = []string{"wp_comments", "wp_options", "wp_postmeta", "wp_posts", "wp_stats", "wp_users"}
 
+// readLake reads every record under prefix in the lake in the local
+// directory lakeDir.
+func readLake(t *testing.T, lakeDir, prefix string) []lake.Record {
+	t.Helper()
+	bucket, err := objstore.NewFile(lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := lake.Read(t.Context(), bucket, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
 // assertLakeExact reads the lake in lakeDir and fails t unless it holds no
 // record twice, replays to exactly the source's WordPress tables and
 // ledger, and shows every change of the ledger.
 func assertLakeExact(t *testing.T, cfg *config.Config, lakeDir string, ledger *testbed.Ledger) {
 	t.Helper()
 	ctx := t.Context()
-	bucket, err := objstore.NewFile(lakeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := lake.Read(ctx, bucket, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readLake(t, lakeDir, "")
 	rp := lake.ReplayRecords(recs)
 	t.Logf("%d records in the lake, %d duplicates", len(recs), len(rp.Duplicates))
 	if len(rp.Duplicates) > 0 {

@@ -60,6 +60,7 @@ func OpenIcebergCatalog(lakeDir, root string) (*hadoop.Catalog, error) {
 // icebergSink writes the current rows of tables into Iceberg tables.
 type icebergSink struct {
 	cat        *hadoop.Catalog
+	warehouse  string // the catalog's directory (IcebergWarehouse)
 	deleteMode string
 }
 
@@ -70,6 +71,9 @@ func (s *Snapshotter) icebergTable(ctx context.Context, name string, parts map[i
 	schema, tbl, _ := strings.Cut(name, ".")
 	res := TableResult{Schema: schema, Table: tbl}
 	fail := func(err error) TableResult { res.Err = err; return res }
+	if err := s.ice.recoverKilledCommit(schema, tbl, s.log); err != nil {
+		return fail(err)
+	}
 	t, m, err := s.ice.load(ctx, schema, tbl)
 	if err != nil {
 		return fail(err)
@@ -651,30 +655,141 @@ func jsonValue(col arrow.Array, i int, c change.ColumnDef) (any, error) {
 // by partition-key-value, with the state it is exact through. For tests
 // and tools; query engines read the table directly.
 func ReadIcebergTable(ctx context.Context, lakeDir, root, schema, tbl string) (map[string]map[string]any, *Manifest, error) {
+	var out map[string]map[string]any
+	var state *Manifest
+	err := withIcebergTable(ctx, lakeDir, root, schema, tbl, func(t *table.Table, m *Manifest) error {
+		state = m
+		if t == nil || m == nil {
+			return nil
+		}
+		def, err := change.ParseTableDef(m.TableDef)
+		if err != nil {
+			return err
+		}
+		rows, err := scanRows(ctx, t, def, m.ShapePosition)
+		if err != nil {
+			return err
+		}
+		out = map[string]map[string]any{}
+		for _, r := range rows {
+			if _, dup := out[r.key]; dup {
+				return fmt.Errorf("table %s.%s: two current rows of key %s", schema, tbl, r.key)
+			}
+			out[r.key] = r.data
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, state, err
+	}
+	return out, state, nil
+}
+
+// icebergHeld is the state's positions of schema.table's Iceberg table in
+// the lake in lakeDir (see Held).
+func icebergHeld(ctx context.Context, lakeDir, root, schema, tbl string) (map[int]string, error) {
+	var held map[int]string
+	err := withIcebergTable(ctx, lakeDir, root, schema, tbl, func(_ *table.Table, m *Manifest) error {
+		if m != nil {
+			held = m.Partitions
+		}
+		return nil
+	})
+	return held, err
+}
+
+// withIcebergTable opens the file catalog of the lake in lakeDir and calls
+// fn with schema.table's Iceberg table and the state its properties keep
+// (nil, nil when it does not exist), closing the catalog after fn.
+func withIcebergTable(ctx context.Context, lakeDir, root, schema, tbl string, fn func(*table.Table, *Manifest) error) error {
 	cat, err := OpenIcebergCatalog(lakeDir, root)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer cat.Close()
-	ic := &icebergSink{cat: cat}
-	t, m, err := ic.load(ctx, schema, tbl)
-	if err != nil || t == nil || m == nil {
-		return nil, m, err
-	}
-	def, err := change.ParseTableDef(m.TableDef)
+	t, m, err := (&icebergSink{cat: cat}).load(ctx, schema, tbl)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	rows, err := scanRows(ctx, t, def, m.ShapePosition)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := map[string]map[string]any{}
-	for _, r := range rows {
-		if _, dup := out[r.key]; dup {
-			return nil, m, fmt.Errorf("table %s.%s: two current rows of key %s", schema, tbl, r.key)
+	return fn(t, m)
+}
+
+// IcebergSnapshot is one snapshot of a table's Iceberg history: the
+// stream-positions its summary says it holds the change log through, and
+// the rows it holds (deletes applied) by key.
+type IcebergSnapshot struct {
+	ID           int64
+	Operation    string
+	ExactThrough string         // binlake.exact-through
+	Partitions   map[int]string // binlake.partitions
+	// Positions maps each key (partition-key-value) to the stream-position
+	// of its row; Duplicates are the keys of which it holds several rows.
+	Positions  map[string]string
+	Duplicates []string
+}
+
+// IcebergHistory reads every snapshot of schema.table's Iceberg table in
+// the lake in lakeDir, from the first to the current one (parent by
+// parent), each scanned with iceberg-go as of that snapshot. nil when the
+// table does not exist. For tests and tools that check a table holds each
+// commit's range of the change log exactly once.
+func IcebergHistory(ctx context.Context, lakeDir, root, schema, tbl string) ([]IcebergSnapshot, error) {
+	var out []IcebergSnapshot
+	err := withIcebergTable(ctx, lakeDir, root, schema, tbl, func(t *table.Table, _ *Manifest) error {
+		if t == nil {
+			return nil
 		}
-		out[r.key] = r.data
+		var err error
+		out, err = icebergHistory(ctx, t, schema, tbl)
+		return err
+	})
+	return out, err
+}
+
+func icebergHistory(ctx context.Context, t *table.Table, schema, tbl string) ([]IcebergSnapshot, error) {
+	var chain []table.Snapshot
+	for s := t.CurrentSnapshot(); s != nil; {
+		chain = append(chain, *s)
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		if s = t.Metadata().SnapshotByID(*s.ParentSnapshotID); s == nil {
+			return nil, fmt.Errorf("table %s.%s: snapshot %d names a parent the metadata does not have", schema, tbl, chain[len(chain)-1].SnapshotID)
+		}
 	}
-	return out, m, nil
+	slices.Reverse(chain)
+	out := make([]IcebergSnapshot, 0, len(chain))
+	for _, s := range chain {
+		is := IcebergSnapshot{ID: s.SnapshotID, Positions: map[string]string{}}
+		if s.Summary != nil {
+			is.Operation = string(s.Summary.Operation)
+			is.ExactThrough = s.Summary.Properties[IcebergExactThrough]
+			if raw := s.Summary.Properties[IcebergPartitionsProp]; raw != "" {
+				if err := json.Unmarshal([]byte(raw), &is.Partitions); err != nil {
+					return nil, fmt.Errorf("table %s.%s: snapshot %d: %s: %w", schema, tbl, s.SnapshotID, IcebergPartitionsProp, err)
+				}
+			}
+		}
+		_, batches, err := t.Scan(table.WithSnapshotID(s.SnapshotID), table.WithSelectedFields(change.ColumnKey, change.ColumnPosition)).ToArrowRecords(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("table %s.%s: reading snapshot %d: %w", schema, tbl, s.SnapshotID, err)
+		}
+		for rec, err := range batches {
+			if err != nil {
+				return nil, fmt.Errorf("table %s.%s: reading snapshot %d: %w", schema, tbl, s.SnapshotID, err)
+			}
+			keys := rec.Column(rec.Schema().FieldIndices(change.ColumnKey)[0]).(*array.String)
+			poss := rec.Column(rec.Schema().FieldIndices(change.ColumnPosition)[0]).(*array.String)
+			for i := range int(rec.NumRows()) {
+				k := keys.Value(i)
+				if _, dup := is.Positions[k]; dup {
+					is.Duplicates = append(is.Duplicates, k)
+				}
+				is.Positions[k] = poss.Value(i)
+			}
+			rec.Release()
+		}
+		out = append(out, is)
+	}
+	return out, nil
 }

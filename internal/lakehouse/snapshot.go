@@ -75,7 +75,7 @@ func New(opts Options) (*Snapshotter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("delivery.tables: iceberg: %w", err)
 		}
-		s.ice = &icebergSink{cat: cat, deleteMode: opts.Config.Delivery.Iceberg.DeleteMode}
+		s.ice = &icebergSink{cat: cat, warehouse: IcebergWarehouse(dir, s.root), deleteMode: opts.Config.Delivery.Iceberg.DeleteMode}
 	}
 	return s, nil
 }
@@ -467,16 +467,7 @@ func Held(ctx context.Context, cfg *config.Config, b objstore.Bucket, schema, ta
 		if err != nil {
 			return nil, err
 		}
-		cat, err := OpenIcebergCatalog(dir, root)
-		if err != nil {
-			return nil, err
-		}
-		defer cat.Close()
-		_, m, err := (&icebergSink{cat: cat}).load(ctx, schema, table)
-		if err != nil || m == nil {
-			return nil, err
-		}
-		return m.Partitions, nil
+		return icebergHeld(ctx, dir, root, schema, table)
 	}
 	return nil, nil
 }

@@ -494,32 +494,8 @@ func TestIcebergTable(t *testing.T) {
 	for _, mode := range []string{"copy-on-write", "merge-on-read"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
-			b, err := objstore.NewFile(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := config.Parse([]byte(`task: ` + task + `
-source: {mysql: {host: db, user: u}}
-tables: [{include: "s.%"}]
-target: file://` + dir + `
-stream: {partitions: 2}
-delivery: {prefix: "lake/", tables: iceberg, iceberg: {delete_mode: ` + mode + `}}
-`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := lakehouse.New(lakehouse.Options{Config: cfg, Bucket: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			read := func() (map[string]map[string]any, *lakehouse.Manifest) {
-				t.Helper()
-				rows, m, err := lakehouse.ReadIcebergTable(context.Background(), dir, "lake/", "s", "items")
-				if err != nil {
-					t.Fatal(err)
-				}
-				return rows, m
-			}
+			b, s := icebergSnapshotter(t, dir, mode)
+			read := func() (map[string]map[string]any, *lakehouse.Manifest) { return readIceberg(t, dir) }
 			l := newChangeLog(t, b)
 			l.control(change.OpCreateTable, "", itemsDef("name", "varchar(20)", "price", "decimal(6,2)", "gone", "int(11)"))
 			for i := 10; i < 16; i++ {
@@ -574,4 +550,41 @@ delivery: {prefix: "lake/", tables: iceberg, iceberg: {delete_mode: ` + mode + `
 			}
 		})
 	}
+}
+
+// icebergSnapshotter returns a Snapshotter of the lake in dir (prefix
+// lake/, two partitions) with delivery.tables: iceberg in the delete
+// mode, and the lake's bucket.
+func icebergSnapshotter(t *testing.T, dir, mode string) (objstore.Bucket, *lakehouse.Snapshotter) {
+	t.Helper()
+	b, err := objstore.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(`task: ` + task + `
+source: {mysql: {host: db, user: u}}
+tables: [{include: "s.%"}]
+target: file://` + dir + `
+stream: {partitions: 2}
+delivery: {prefix: "lake/", tables: iceberg, iceberg: {delete_mode: ` + mode + `}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := lakehouse.New(lakehouse.Options{Config: cfg, Bucket: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, s
+}
+
+// readIceberg reads s.items's Iceberg table in the lake in dir back with
+// iceberg-go.
+func readIceberg(t *testing.T, dir string) (map[string]map[string]any, *lakehouse.Manifest) {
+	t.Helper()
+	rows, m, err := lakehouse.ReadIcebergTable(context.Background(), dir, "lake/", "s", "items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, m
 }
