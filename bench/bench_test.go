@@ -217,27 +217,9 @@ log: {level: warn}
 	// 2. CDC catch-up: a binlog of sysbench writes and bulk statements,
 	// read from its start until every change is in the lake.
 	db := "sbcdc"
-	if err := m.Exec(t.Context(), "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	sysbench(t, m, db, "oltp_write_only", "--tables=1", "--table-size=200000", "prepare")
-	// A fresh binlog file, so that the changes measured are in one file.
-	if err := m.Exec(t.Context(), "FLUSH BINARY LOGS"); err != nil {
-		t.Fatal(err)
-	}
-	start := m.BinlogEnd(t)
-	sysbench(t, m, db, "oltp_write_only", "--tables=1", "--table-size=200000", "--threads=2", fmt.Sprintf("--events=%d", cdcEvents), "--time=0", "--rand-type=uniform", "run")
-	if err := m.Exec(t.Context(), "UPDATE "+db+".sbtest1 SET k = k + 1",
-		"INSERT INTO "+db+".sbtest1 (k, c, pad) SELECT k, c, pad FROM "+db+".sbtest1 LIMIT 200000",
-		"DELETE FROM "+db+".sbtest1 WHERE id % 4 = 0"); err != nil {
-		t.Fatal(err)
-	}
-	end := m.BinlogEnd(t)
+	start, end := cdcWorkload(t, m, db, cdcEvents)
 	startFile, startPos := splitPos(t, start)
-	endFile, endPos := splitPos(t, end)
-	if endFile != startFile {
-		t.Fatalf("the CDC workload spans %s to %s; lower BENCH_CDC_EVENTS to keep it in one binlog file", start, end)
-	}
+	_, endPos := splitPos(t, end)
 
 	var changes int
 	var bare []result
@@ -288,6 +270,46 @@ log: {level: warn}
 	lat := latencyRun(t, bin, m, 1000, time.Duration(envInts("BENCH_LATENCY_SECONDS", []int{20})[0])*time.Second)
 
 	writeReport(t, sizes, runs, cdcEvents, rows, lat)
+}
+
+// cdcWorkload writes the CDC catch-up binlog: sysbench oltp_write_only
+// (events transactions, 2 threads) on a table of 200k rows, then a bulk
+// UPDATE, INSERT … SELECT and DELETE, all in one binlog file. It returns
+// the binlog positions before and after them.
+func cdcWorkload(t *testing.T, m *testbed.MariaDB, db string, events int) (start, end string) {
+	if err := m.Exec(t.Context(), "CREATE DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	sysbench(t, m, db, "oltp_write_only", "--tables=1", "--table-size=200000", "prepare")
+	// A fresh binlog file, so that the changes measured are in one file.
+	if err := m.Exec(t.Context(), "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	start = m.BinlogEnd(t)
+	sysbench(t, m, db, "oltp_write_only", "--tables=1", "--table-size=200000", "--threads=2", fmt.Sprintf("--events=%d", events), "--time=0", "--rand-type=uniform", "run")
+	if err := m.Exec(t.Context(), "UPDATE "+db+".sbtest1 SET k = k + 1",
+		"INSERT INTO "+db+".sbtest1 (k, c, pad) SELECT k, c, pad FROM "+db+".sbtest1 LIMIT 200000",
+		"DELETE FROM "+db+".sbtest1 WHERE id % 4 = 0"); err != nil {
+		t.Fatal(err)
+	}
+	end = m.BinlogEnd(t)
+	startFile, _ := splitPos(t, start)
+	if endFile, _ := splitPos(t, end); endFile != startFile {
+		t.Fatalf("the CDC workload spans %s to %s; lower BENCH_CDC_EVENTS to keep it in one binlog file", start, end)
+	}
+	return start, end
+}
+
+// TestBenchCDC runs the CDC catch-up alone, once: the bare loop and binlake
+// (BINLAKE_CPUPROFILE and BINLAKE_MEMPROFILE pass through to profile it).
+func TestBenchCDC(t *testing.T) {
+	m := testbed.NewMariaDBWith(t, "--innodb-buffer-pool-size=1G", "--max-binlog-size=1G")
+	start, end := cdcWorkload(t, m, "sbcdc", envInts("BENCH_CDC_EVENTS", []int{100000})[0])
+	file, pos := splitPos(t, start)
+	bare, changes := bareLoop(t, m, file, pos, end)
+	r := cdcRun(t, binlake(t), m, "sbcdc", start, end)
+	t.Logf("CDC: %d row changes; bare loop %.2fs (%.0f/s); binlake %.2fs (%.0f/s, %.2f× the bare loop), peak RSS %.0f MiB",
+		changes, bare.seconds, float64(changes)/bare.seconds, r.seconds, float64(changes)/r.seconds, bare.seconds/r.seconds, r.rssMiB)
 }
 
 func splitPos(t *testing.T, p string) (string, uint32) {
@@ -370,6 +392,7 @@ log: {level: warn}
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Minute)
+	var moved time.Duration // when capture first published past start
 	for {
 		var st struct {
 			SourcePosition string `json:"source_position"`
@@ -377,6 +400,9 @@ log: {level: warn}
 		if resp, err := http.Get("http://" + addr + "/api/v1/status"); err == nil {
 			json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
+		}
+		if moved == 0 && st.SourcePosition != "" && st.SourcePosition != start {
+			moved = time.Since(began)
 		}
 		if st.SourcePosition == end {
 			break
@@ -388,7 +414,15 @@ log: {level: warn}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	reached := time.Since(began)
 	cmd.Process.Signal(syscall.SIGTERM)
+	defer func() {
+		if keep := os.Getenv("BENCH_CDC_LOG"); keep != "" { // for investigations (GODEBUG=gctrace=1)
+			b, _ := os.ReadFile(filepath.Join(dir, "log"))
+			os.WriteFile(keep, b, 0o644)
+		}
+		t.Logf("binlake cdc: first progress after %.2fs, the end captured after %.2fs, exited after %.2fs", moved.Seconds(), reached.Seconds(), time.Since(began).Seconds())
+	}()
 	if err := cmd.Wait(); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "log"))
 		t.Fatalf("binlake: %v\n%s", err, tail(b))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,22 @@ func run() int {
 		}
 		defer func() {
 			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	// BINLAKE_TRACE=file writes an execution trace of the whole run, for
+	// `go tool trace` (where the pipeline's goroutines wait).
+	if path := os.Getenv("BINLAKE_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "binlake: BINLAKE_TRACE:", err)
+			return 1
+		}
+		defer func() {
+			trace.Stop()
 			f.Close()
 		}()
 	}

@@ -1,8 +1,10 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -352,6 +354,30 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 		}
 	}
 	return cols, nil
+}
+
+// mappedTable is a table map with column names and its decoded columns.
+type mappedTable struct {
+	tm   *replication.TableMapEvent
+	cols []binlogColumn
+}
+
+// sameTableMap reports whether two table maps describe the same table the
+// same way: everything binlogColumns reads from them is equal.
+func sameTableMap(a, b *replication.TableMapEvent) bool {
+	bb := func(x, y [][]byte) bool { return slices.EqualFunc(x, y, bytes.Equal) }
+	return a.TableID == b.TableID && a.Flags == b.Flags &&
+		bytes.Equal(a.Schema, b.Schema) && bytes.Equal(a.Table, b.Table) &&
+		a.ColumnCount == b.ColumnCount && bytes.Equal(a.ColumnType, b.ColumnType) &&
+		slices.Equal(a.ColumnMeta, b.ColumnMeta) && bytes.Equal(a.NullBitmap, b.NullBitmap) &&
+		bytes.Equal(a.SignednessBitmap, b.SignednessBitmap) &&
+		slices.Equal(a.DefaultCharset, b.DefaultCharset) && slices.Equal(a.ColumnCharset, b.ColumnCharset) &&
+		slices.EqualFunc(a.SetStrValue, b.SetStrValue, bb) && slices.EqualFunc(a.EnumStrValue, b.EnumStrValue, bb) &&
+		bb(a.ColumnName, b.ColumnName) && slices.Equal(a.GeometryType, b.GeometryType) &&
+		slices.Equal(a.PrimaryKey, b.PrimaryKey) && slices.Equal(a.PrimaryKeyPrefix, b.PrimaryKeyPrefix) &&
+		slices.Equal(a.EnumSetDefaultCharset, b.EnumSetDefaultCharset) &&
+		slices.Equal(a.EnumSetColumnCharset, b.EnumSetColumnCharset) &&
+		bytes.Equal(a.VisibilityBitmap, b.VisibilityBitmap)
 }
 
 // mayBeFixedBinary reports whether cols has a BINARY(n) column that could be

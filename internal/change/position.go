@@ -52,7 +52,11 @@ const (
 
 // String formats p in its fixed-width textual form.
 func (p Position) String() string {
-	b := make([]byte, 0, PositionLen)
+	return string(p.Append(make([]byte, 0, PositionLen)))
+}
+
+// Append appends p's textual form to b.
+func (p Position) Append(b []byte) []byte {
 	b = appendPadded(b, uint64(p.Epoch), epochWidth)
 	b = append(b, '/')
 	b = appendPadded(b, p.File, fileWidth)
@@ -63,8 +67,7 @@ func (p Position) String() string {
 	b = append(b, '/')
 	b = appendPadded(b, p.A, aWidth)
 	b = append(b, '/')
-	b = appendPadded(b, p.B, bWidth)
-	return string(b)
+	return appendPadded(b, p.B, bWidth)
 }
 
 func appendPadded(b []byte, v uint64, width int) []byte {

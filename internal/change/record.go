@@ -124,7 +124,7 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 	}
 	b = append(b, `,"metadata":{"timestamp":`...)
-	b = AppendString(b, r.BuiltAt.UTC().Format(tsLayout))
+	b = appendTime(b, r.BuiltAt)
 	b = append(b, `,"record-type":"`...)
 	b = append(b, r.RecordType()...)
 	b = append(b, `","operation":`...)
@@ -158,13 +158,21 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 	}
 	b = append(b, `,"commit-timestamp":`...)
-	b = AppendString(b, r.CommitTime.UTC().Format(tsLayout))
+	b = appendTime(b, r.CommitTime)
 	b = append(b, `,"stream-position":"`...)
-	b = append(b, r.Position.String()...)
+	b = r.Position.Append(b)
 	b = append(b, `","format-version":`...)
 	b = strconv.AppendInt(b, FormatVersion, 10)
 	b = append(b, "}}"...)
 	return b
+}
+
+// appendTime appends t as a JSON string in tsLayout (digits and
+// punctuation only: nothing to escape).
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, tsLayout)
+	return append(b, '"')
 }
 
 func appendRow(b []byte, row Row) []byte {
