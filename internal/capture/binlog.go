@@ -170,6 +170,7 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 	if err != nil {
 		return err
 	}
+	r.load = load
 	load.initial = initial
 	defer load.stop()
 	fullLoadOnly := c.cfg.Migration == config.MigrationFullLoad
@@ -271,6 +272,9 @@ type binlogReader struct {
 	// transactions. Emptied by every DDL, as fixed is.
 	mapped map[uint64]mappedTable
 	ddlp   *ddlParser
+	// load is the full load the reader drives (nil in tests of the
+	// decoder alone).
+	load *loader
 	// fixed caches, per table, its INET6/INET4/UUID columns, which the
 	// table map cannot tell from BINARY(n); emptied by every DDL.
 	fixed map[TableName]map[string]colKind
@@ -636,6 +640,10 @@ func (r *binlogReader) skip(t TableName, start uint64) bool {
 func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start uint64) error {
 	tm := e.Table
 	t := TableName{Schema: string(tm.Schema), Table: string(tm.Table)}
+	watch := r.load.watching()
+	if watch && t == r.load.wm.table {
+		r.load.wm.sawRows(e)
+	}
 	if r.skip(t, start) {
 		return nil
 	}
@@ -699,6 +707,9 @@ func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start
 				return nil, fmt.Errorf("%s: %w", t, err)
 			}
 			row[i] = change.Field{Name: cols[i].name, Value: v}
+		}
+		if watch {
+			r.load.touch(t, row)
 		}
 		return row, nil
 	}
@@ -799,6 +810,9 @@ func (r *binlogReader) ddl(ctx context.Context, e *replication.QueryEvent, h *re
 	if ok {
 		clear(r.fixed) // column types may have changed, and names moved
 		clear(r.mapped)
+		if r.load.watching() {
+			r.load.ddlSeen(t, true)
+		}
 	}
 	r.applyDDL(string(e.Query), string(e.Schema), start)
 	if !ok || r.skip(t, start) {

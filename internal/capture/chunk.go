@@ -17,6 +17,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/config"
 )
 
 // This file reads one chunk of a table's full load: a short consistent
@@ -62,6 +63,16 @@ type chunk struct {
 
 	collected bool      // the reader took in the read's outcome (loader.finished)
 	scheduled time.Time // when the reader started the read
+
+	// A watermark snapshot's chunk (watermark.go): W is where the reader
+	// finds its high watermark (wFound), before hBound. touched holds the
+	// keys changed since the reader scheduled it; stale, when set, is why
+	// the chunk must be read again.
+	wm      bool
+	wFound  bool
+	hBound  binPos
+	touched map[string]struct{}
+	stale   string
 
 	// rows carries the rows in key order; it is closed after the last one.
 	rows chan change.Row
@@ -199,7 +210,7 @@ func (ti *tableInfo) chunkQuery(keyCols []string, after [][]byte, size int) (str
 // readChunk runs the chunk: snapshot, table definition, SELECT. It holds
 // the snapshot until every row is handed over, so a one-pass read, whose
 // rows do not fit in the channel, streams them to the reader at W.
-func (c *Capture) readChunk(ctx context.Context, ch *chunk) {
+func (c *Capture) readChunk(ctx context.Context, ch *chunk, wm *watermarks) {
 	isKnown := false
 	fail := func(err error) {
 		ch.err = err
@@ -215,19 +226,28 @@ func (c *Capture) readChunk(ctx context.Context, ch *chunk) {
 		return
 	}
 	defer conn.Close()
-	file, pos, err := c.src.snapshot(ctx, conn)
-	if err != nil {
-		fail(fmt.Errorf("full load of %s: %w", ch.t.name, err))
-		return
+	if wm != nil {
+		if ch.hBound, err = wm.snapshot(ctx, c.src, conn, ch); err != nil {
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			fail(fmt.Errorf("full load of %s: %w", ch.t.name, err))
+			return
+		}
+		ch.wm = true
+	} else {
+		file, pos, err := c.src.snapshot(ctx, conn, c.cfg.FullLoad.SnapshotMode() == config.SnapshotLock)
+		if err != nil {
+			fail(fmt.Errorf("full load of %s: %w", ch.t.name, err))
+			return
+		}
+		num, err := change.BinlogFileNumber(file)
+		if err != nil {
+			fail(err)
+			return
+		}
+		ch.w, ch.wFile = binPos{num, uint64(pos)}, file
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 	ch.at = time.Now().UTC()
-	num, err := change.BinlogFileNumber(file)
-	if err != nil {
-		fail(err)
-		return
-	}
-	ch.w, ch.wFile = binPos{num, uint64(pos)}, file
 	// information_schema is not part of the snapshot, but a table altered
 	// after the snapshot began fails the SELECT below (ER_TABLE_DEF_CHANGED).
 	info, err := readTableInfo(ctx, conn, ch.t.name)

@@ -63,3 +63,17 @@ func ChunkedKeys(ctx context.Context, c config.MySQL, t TableName, size int) ([]
 		}
 	}
 }
+
+// SetWatermarkHook runs f between each watermark chunk's snapshot and its
+// high watermark, for chunks whose watermark table is wm (tests run in
+// parallel); after is the raw key the chunk starts after (nil: the
+// table's start).
+func SetWatermarkHook(t interface{ Cleanup(func()) }, wm TableName, f func(table TableName, after [][]byte)) {
+	hook := func(w, table TableName, after [][]byte) {
+		if w == wm {
+			f(table, after)
+		}
+	}
+	watermarkHook.Store(&hook)
+	t.Cleanup(func() { watermarkHook.Store(nil) })
+}

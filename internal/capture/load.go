@@ -60,6 +60,9 @@ type loader struct {
 
 	lastPoll time.Time // reload requests are looked for at most once a second
 	retried  uint64    // chunks read again because the reader was past their W
+
+	// wm is set when chunk snapshots use watermarks (watermark.go).
+	wm *watermarks
 }
 
 // maxChunkFails is how many reads of one chunk may fail in a row before the
@@ -77,6 +80,9 @@ func (c *Capture) newLoader(ctx context.Context, toLoad []TableName, start binPo
 		return nil, err
 	}
 	l.floor = binPos{n, uint64(pos)}
+	if useWatermarks(c.cfg, c.src.flavor) {
+		l.wm = newWatermarks(c.cfg)
+	}
 	// Each chunk read holds a connection; so does a one-pass read until the
 	// reader has taken its rows.
 	c.src.db.SetMaxOpenConns(max(8, l.parallel+4))
@@ -116,6 +122,9 @@ func (l *loader) boundary(ctx context.Context) error {
 	until := time.Now().Add(time.Second)
 	for {
 		if err := l.collect(ctx); err != nil {
+			return err
+		}
+		if err := l.watermarksMissed(ctx); err != nil {
 			return err
 		}
 		published, err := l.publishUpTo(ctx, l.at)
@@ -171,6 +180,98 @@ func (l *loader) after(r *binlogReader, ev *replication.BinlogEvent) {
 			l.at = end
 		}
 	}
+	if l.wm != nil && len(l.wm.seen) > 0 && r.tx == nil {
+		// The transaction holding high watermarks ended here: their
+		// chunks' W.
+		for _, seq := range l.wm.seen {
+			for _, ch := range l.inflight {
+				if ch.wm && !ch.wFound && ch.seq == seq {
+					ch.w, ch.wFile, ch.wFound = l.at, r.file, true
+					l.wm.open--
+				}
+			}
+		}
+		l.wm.seen = l.wm.seen[:0]
+	}
+}
+
+// watching reports whether watermark chunks wait for their high watermark:
+// the reader then tells the loader about the changes it reads.
+func (l *loader) watching() bool { return l != nil && l.wm != nil && l.wm.open > 0 }
+
+// touch records a row image of table t that the reader read: a watermark
+// chunk of t still before its W leaves that key out, or, without a key,
+// must be read again.
+func (l *loader) touch(t TableName, row change.Row) {
+	for _, ch := range l.inflight {
+		if !ch.wm || ch.wFound || ch.t.name != t {
+			continue
+		}
+		if ch.onePass {
+			ch.stale = "the table, which has no usable key, changed while the chunk's snapshot started"
+			continue
+		}
+		ch.touched[keyString(row, ch.keyCols)] = struct{}{}
+	}
+}
+
+// ddlSeen marks the watermark chunks of t still before their W (every one
+// when t is not known) to be read again: the definition they read may not
+// be the one in force at W.
+func (l *loader) ddlSeen(t TableName, known bool) {
+	for _, ch := range l.inflight {
+		if ch.wm && !ch.wFound && (!known || ch.t.name == t) {
+			ch.stale = "the table's definition changed while the chunk's snapshot started"
+		}
+	}
+}
+
+// watermarksMissed fails the watermark chunks whose high watermark the
+// reader has passed without meeting it: their writes do not reach the
+// binlog the reader reads.
+func (l *loader) watermarksMissed(ctx context.Context) error {
+	if !l.watching() {
+		return nil
+	}
+	for _, ch := range slices.Clone(l.inflight) {
+		if !ch.wm || ch.wFound || l.at.less(ch.hBound) {
+			continue
+		}
+		ch.stop()
+		<-ch.done // the read's goroutine is done with ch
+		l.remove(ch)
+		ch.err = fmt.Errorf("full load of %s: the watermark written to %s is not in the binlog binlake reads (the binlog reached %s): the watermark table's schema must not be left out of the binlog (binlog_do_db, binlog_ignore_db), or set full_load.snapshot: lock", ch.t.name, l.wm.table, ch.hBound)
+		if err := l.failed(ctx, ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove takes ch out of the chunks in flight.
+func (l *loader) remove(ch *chunk) {
+	n := len(l.inflight)
+	l.inflight = slices.DeleteFunc(l.inflight, func(x *chunk) bool { return x == ch })
+	if len(l.inflight) < n && ch.wm && !ch.wFound {
+		l.wm.open--
+	}
+}
+
+// rewind throws ch away with every later chunk of its table in flight,
+// and the table goes on from ch's start: a table's chunks are published in
+// key order, which is what its saved last key means.
+func (l *loader) rewind(ch *chunk) {
+	t := ch.t
+	for _, x := range slices.Clone(l.inflight) {
+		if x.t == t && x.seq >= ch.seq {
+			x.stop()
+			l.remove(x)
+		}
+	}
+	t.next, t.reading, t.final = ch.after, false, false
+	if ch.restart {
+		t.next = nil
+	}
 }
 
 // artificial reports events the server makes up for the stream (the
@@ -208,6 +309,9 @@ func isHeaderEvent(ev *replication.BinlogEvent) bool {
 func (l *loader) earliest() *chunk {
 	var best *chunk
 	for _, ch := range l.inflight {
+		if ch.wm && !ch.wFound {
+			continue // W not known yet
+		}
 		if best == nil || ch.w.less(best.w) || (ch.w == best.w && ch.seq < best.seq) {
 			best = ch
 		}
@@ -224,7 +328,7 @@ func (l *loader) publishUpTo(ctx context.Context, p binPos) (int, error) {
 		if ch == nil || p.less(ch.w) {
 			return n, nil
 		}
-		l.inflight = slices.DeleteFunc(l.inflight, func(x *chunk) bool { return x == ch })
+		l.remove(ch)
 		if err := l.publish(ctx, ch); err != nil {
 			return n, err
 		}
@@ -248,7 +352,7 @@ func (l *loader) schedule(ctx context.Context) (int, error) {
 		ch := &chunk{t: t, seq: l.seq, after: t.next, size: l.size, stop: stop,
 			known: make(chan struct{}), rows: make(chan change.Row, l.size), done: make(chan struct{})}
 		ch.scheduled = time.Now()
-		go l.c.readChunk(rctx, ch)
+		go l.c.readChunk(rctx, ch, l.wm)
 		select {
 		case <-ch.known:
 		case <-ctx.Done():
@@ -262,7 +366,12 @@ func (l *loader) schedule(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		if ch.w.less(l.floor) || !l.data.less(ch.w) {
+		if ch.wm {
+			// W is where the reader will meet the high watermark; it
+			// notes the keys changed until then (touch).
+			ch.touched = map[string]struct{}{}
+			l.wm.open++
+		} else if ch.w.less(l.floor) || !l.data.less(ch.w) {
 			// The reader has read past W already: read the chunk again at
 			// the next boundary.
 			stop()
@@ -312,7 +421,7 @@ func (l *loader) finished(ctx context.Context, ch *chunk) error {
 	ch.collected = true
 	t.reading = false
 	if ch.err != nil {
-		l.inflight = slices.DeleteFunc(l.inflight, func(x *chunk) bool { return x == ch })
+		l.remove(ch)
 		return l.failed(ctx, ch)
 	}
 	t.fails = 0
@@ -382,6 +491,13 @@ func (l *loader) drop(t *tableLoad) {
 // rows; and the table's progress is saved.
 func (l *loader) publish(ctx context.Context, ch *chunk) error {
 	c := l.c
+	if ch.stale != "" {
+		// Read again, with the table's later chunks.
+		l.retried++
+		c.log.Info("chunk read again", "table", ch.t.name.String(), "why", ch.stale)
+		l.rewind(ch)
+		return nil
+	}
 	if !ch.onePass {
 		select {
 		case <-ch.done:
@@ -447,6 +563,11 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 	pkIdx := ch.info.pkIndexes()
 	var n uint64
 	for row := range ch.rows {
+		if len(ch.touched) > 0 {
+			if _, ok := ch.touched[keyString(row, ch.keyCols)]; ok {
+				continue // changed between the watermarks: its binlog events tell
+			}
+		}
 		pos := base
 		pos.B = n
 		rec := &change.Record{Op: change.OpLoad, Schema: t.name.Schema, Table: t.name.Table, Data: row, CommitTime: ch.at, Position: pos}

@@ -256,20 +256,21 @@ func checkLoadState(t *testing.T, lt *lakeTask, chunkSize int) {
 
 // TestChunkedLoad loads tables of every kind of key in small chunks while
 // a writer inserts, updates, deletes and changes keys in them, with one
-// and with three chunk reads at once, keeps writing during CDC and through
+// and with three chunk reads at once (and with watermark snapshots), keeps writing during CDC and through
 // a reload of the biggest table, and checks that the lake replays to
 // exactly the source without a duplicate position.
 func TestChunkedLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		parallelism int
-	}{{"parallelism-1", 1}, {"parallelism-3", 3}} {
+		snapshot    string
+	}{{"parallelism-1", 1, "auto"}, {"parallelism-3", 3, "auto"}, {"watermarks-parallelism-3", 3, "watermark"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const chunkSize = 300
 			m := testbed.NewMariaDB(t)
 			createLoadTables(t, m)
-			lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: %d}\nstream: {partitions: 3}", chunkSize, tc.parallelism))
+			lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: %d, snapshot: %s}\nstream: {partitions: 3}", chunkSize, tc.parallelism, tc.snapshot))
 			w := newWriter(t, m, uint64(tc.parallelism))
 			ctx, stopWriting := context.WithCancel(t.Context())
 			defer stopWriting()

@@ -507,6 +507,8 @@ func (s *source) checkPrivileges(ctx context.Context, cfg *config.Config, tables
 		out = append(out, Finding{Check: "replication privileges", Level: LevelOK, Detail: grantee + " has REPLICATION SLAVE and REPLICATION CLIENT"})
 	}
 
+	out = append(out, s.checkSnapshotPrivileges(ctx, cfg, grants, grantee, severity(cfg.Migration != config.MigrationCDC))...)
+
 	if global("SELECT") {
 		return append(out, Finding{Check: "select privilege", Level: LevelOK, Detail: grantee + " has SELECT on *.*"})
 	}
@@ -535,6 +537,62 @@ func (s *source) checkPrivileges(ctx context.Context, cfg *config.Config, tables
 	return append(out, Finding{Check: "select privilege", Level: severity(cfg.Migration != config.MigrationCDC),
 		Detail: fmt.Sprintf("%s lacks SELECT, which the full load needs, on %s", grantee, abbreviate(uncovered, 10)),
 		Fix:    strings.Join(fixes, "; ")})
+}
+
+// checkSnapshotPrivileges checks what the full load's snapshots need
+// beyond SELECT: on MySQL, writing the watermark table (or, with
+// full_load.snapshot: lock, RELOAD). level is a gap's severity: a failure
+// when the task loads tables.
+func (s *source) checkSnapshotPrivileges(ctx context.Context, cfg *config.Config, grants []grant, grantee string, level Level) []Finding {
+	may := func(t TableName, privs ...string) bool {
+		for _, p := range privs {
+			ok := false
+			for _, g := range grants {
+				if g.has(p) && g.covers(t) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if !useWatermarks(cfg, s.flavor) {
+		if s.flavor != "mysql" {
+			return nil // MariaDB's snapshots need nothing more
+		}
+		if may(TableName{"*", "*"}, "RELOAD") {
+			return []Finding{{Check: "snapshot privileges", Level: LevelOK, Detail: grantee + " has RELOAD (full_load.snapshot: lock)"}}
+		}
+		return []Finding{{Check: "snapshot privileges", Level: level,
+			Detail: grantee + " lacks RELOAD, which full_load.snapshot: lock needs for FLUSH TABLES WITH READ LOCK",
+			Fix:    "GRANT RELOAD ON *.* TO " + grantee + ", or leave full_load.snapshot at auto (watermarks, no lock)"}}
+	}
+	w := newWatermarks(cfg)
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", w.table.Schema, w.table.Table).Scan(&n); err != nil {
+		n = 1 // unknown: check the writes only
+	}
+	privs := []string{"SELECT", "INSERT", "UPDATE"}
+	if n == 0 {
+		privs = append(privs, "CREATE")
+	}
+	if may(w.table, privs...) {
+		detail := fmt.Sprintf("%s may write the watermark table %s", grantee, w.table)
+		if n == 0 {
+			detail = fmt.Sprintf("%s may create and write the watermark table %s (binlake creates it at the first chunk)", grantee, w.table)
+		}
+		return []Finding{{Check: "watermark table", Level: LevelOK, Detail: detail}}
+	}
+	fix := fmt.Sprintf("GRANT %s ON %s TO %s", strings.Join(privs, ", "), w.quoted(), grantee)
+	if n == 0 {
+		fix = fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s; CREATE TABLE %s %s; GRANT SELECT, INSERT, UPDATE ON %s TO %s", quoteIdent(w.table.Schema), w.quoted(), watermarkColumns, w.quoted(), grantee)
+	}
+	return []Finding{{Check: "watermark table", Level: level,
+		Detail: fmt.Sprintf("%s cannot %s the watermark table %s (full_load.watermark_table), which the full load's snapshots write to (full_load.snapshot: %s)", grantee, strings.ToLower(strings.Join(privs, ", ")), w.table, cfg.FullLoad.SnapshotMode()),
+		Fix:    fix + ", or set full_load.snapshot: lock (needs RELOAD)"}}
 }
 
 // quoteUser turns CURRENT_USER()'s user@host into 'user'@'host'.

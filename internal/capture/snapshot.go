@@ -11,7 +11,7 @@ import (
 // exact binlog position W: the snapshot holds exactly the transactions
 // that commit before W in the binlog. Each chunk of the full load is read
 // in one (chunk.go).
-func (s *source) snapshot(ctx context.Context, conn *sql.Conn) (string, uint32, error) {
+func (s *source) snapshot(ctx context.Context, conn *sql.Conn, lock bool) (string, uint32, error) {
 	if _, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"); err != nil {
 		return "", 0, fmt.Errorf("full load: %w", err)
 	}
@@ -46,10 +46,14 @@ func (s *source) snapshot(ctx context.Context, conn *sql.Conn) (string, uint32, 
 		}
 		return file, pos, nil
 	}
-	// MySQL has no binlog_snapshot_* status: hold a global read lock for the
-	// instant it takes to start the snapshot and read the position.
+	if !lock {
+		return "", 0, fmt.Errorf("full load: MySQL snapshots need watermarks or a lock (full_load.snapshot)")
+	}
+	// full_load.snapshot: lock. MySQL has no binlog_snapshot_* status: hold
+	// a global read lock for the instant it takes to start the snapshot and
+	// read the position.
 	if _, err := conn.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
-		return "", 0, fmt.Errorf("full load on MySQL needs a brief FLUSH TABLES WITH READ LOCK (grant RELOAD) until lock-free watermarks land: %w", err)
+		return "", 0, fmt.Errorf("full_load.snapshot: lock needs FLUSH TABLES WITH READ LOCK (grant RELOAD; RDS and Aurora refuse it: leave full_load.snapshot at auto, which writes watermarks instead): %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "UNLOCK TABLES")
 	if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {

@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // FullLoad tunes the chunked full load: each table is read in chunks of
 // ChunkSize rows by primary key, each chunk in its own short snapshot, and
 // up to Parallelism chunks are read at once while the binlog keeps flowing.
@@ -12,6 +14,46 @@ type FullLoad struct {
 	// tables or on consecutive chunks of one table (default
 	// DefaultLoadParallelism).
 	Parallelism int `yaml:"parallelism"`
+	// Snapshot is how a chunk's snapshot gets its exact binlog position:
+	// SnapshotAuto (the default), SnapshotWatermark or SnapshotLock.
+	Snapshot string `yaml:"snapshot"`
+	// WatermarkTable is the source table (schema.table) the watermark
+	// snapshots write to (default DefaultWatermarkTable); binlake creates
+	// it when it may.
+	WatermarkTable string `yaml:"watermark_table"`
+}
+
+// full_load.snapshot values.
+const (
+	// SnapshotAuto: MariaDB's binlog_snapshot_file/position (no lock, no
+	// write), and watermarks on MySQL.
+	SnapshotAuto = "auto"
+	// SnapshotWatermark: two writes to the watermark table around the
+	// start of the snapshot; the binlog reader finds the second, and a row
+	// whose key changed between the two is left to its binlog events.
+	SnapshotWatermark = "watermark"
+	// SnapshotLock: on MySQL, FLUSH TABLES WITH READ LOCK for the instant
+	// the snapshot starts (needs RELOAD; RDS and Aurora refuse it).
+	SnapshotLock = "lock"
+)
+
+// DefaultWatermarkTable is full_load.watermark_table's default.
+const DefaultWatermarkTable = "binlake.watermark"
+
+// SnapshotMode is full_load.snapshot with its default applied.
+func (f FullLoad) SnapshotMode() string {
+	if f.Snapshot == "" {
+		return SnapshotAuto
+	}
+	return f.Snapshot
+}
+
+// Watermarks is full_load.watermark_table with its default applied.
+func (f FullLoad) Watermarks() string {
+	if f.WatermarkTable == "" {
+		return DefaultWatermarkTable
+	}
+	return f.WatermarkTable
 }
 
 // Defaults of full_load.
@@ -45,5 +87,16 @@ func (c *Config) validateFullLoad(ps *problems) {
 	}
 	if f.Parallelism < 0 || f.Parallelism > maxLoadParallelism {
 		ps.add("full_load.parallelism", "must be between 1 and %d (0 or unset: %d), got %d", maxLoadParallelism, DefaultLoadParallelism, f.Parallelism)
+	}
+	switch f.Snapshot {
+	case "", SnapshotAuto, SnapshotWatermark, SnapshotLock:
+	default:
+		ps.add("full_load.snapshot", "must be %s, %s or %s, got %q", SnapshotAuto, SnapshotWatermark, SnapshotLock, f.Snapshot)
+	}
+	if w := f.WatermarkTable; w != "" {
+		schema, table, ok := strings.Cut(w, ".")
+		if !ok || schema == "" || table == "" || strings.Contains(table, ".") || strings.ContainsAny(w, "`%*") {
+			ps.add("full_load.watermark_table", "must be schema.table (e.g. %s), got %q", DefaultWatermarkTable, w)
+		}
 	}
 }
