@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -44,11 +45,12 @@ func (a binPos) String() string { return fmt.Sprintf("%d:%d", a.file, a.off) }
 // chunk is one read of a table: scheduled by the binlog reader, run by its
 // own goroutine (readChunk), published by the reader at W.
 type chunk struct {
-	t     *tableLoad
-	seq   uint64   // scheduling order, which breaks ties between equal W
-	after [][]byte // the raw key values the chunk starts after; nil: the table's first row
-	size  int      // rows to read; the last chunk of a table reads fewer
-	stop  context.CancelFunc
+	t       *tableLoad
+	seq     uint64   // scheduling order, which breaks ties between equal W
+	after   [][]byte // the raw key values the chunk starts after; nil: the table's first row
+	prevKey []string // the key columns after belongs to
+	size    int      // rows to read; the last chunk of a table reads fewer
+	stop    context.CancelFunc
 
 	// Set before known is closed.
 	known   chan struct{}
@@ -60,6 +62,14 @@ type chunk struct {
 	method  string
 	onePass bool
 	restart bool // after was dropped: the key changed since the last chunk
+	// split asks the read for upTo: the key of its last row, read in its
+	// snapshot before its rows, so that the table's next chunk can be read
+	// at once on another connection (nil: fewer than size rows remain).
+	split bool
+	upTo  [][]byte
+	// alongside: the outcome of an earlier chunk's read of the table was
+	// not taken in yet when this one started.
+	alongside bool
 
 	collected bool      // the reader took in the read's outcome (loader.finished)
 	scheduled time.Time // when the reader started the read
@@ -153,8 +163,29 @@ func keyArg(c sqlColumn, raw []byte) (expr string, arg any, err error) {
 // (a row-constructor comparison would do, but not every server uses the
 // index for it).
 func (ti *tableInfo) chunkQuery(keyCols []string, after [][]byte, size int) (string, []any, error) {
+	return ti.keyQuery(ti.selectAll(), keyCols, after, fmt.Sprintf(" LIMIT %d", size))
+}
+
+// boundaryQuery is the SELECT of the key of the chunk's last row, when the
+// chunk after after reads size rows: the start of the next chunk.
+func (ti *tableInfo) boundaryQuery(keyCols []string, after [][]byte, size int) (string, []any, error) {
+	exprs := make([]string, len(keyCols))
+	for i, name := range keyCols {
+		j := slices.IndexFunc(ti.columns, func(c sqlColumn) bool { return c.name == name })
+		if j < 0 {
+			return "", nil, fmt.Errorf("key column %s of %s not found", name, ti.name)
+		}
+		exprs[i] = ti.columns[j].selectExpr()
+	}
+	sel := "SELECT " + strings.Join(exprs, ", ") + " FROM " + quoteIdent(ti.name.Schema) + "." + quoteIdent(ti.name.Table)
+	return ti.keyQuery(sel, keyCols, after, fmt.Sprintf(" LIMIT 1 OFFSET %d", size-1))
+}
+
+// keyQuery is sel over the rows after the key values after, in key order,
+// with limit.
+func (ti *tableInfo) keyQuery(sel string, keyCols []string, after [][]byte, limit string) (string, []any, error) {
 	var b strings.Builder
-	b.WriteString(ti.selectAll())
+	b.WriteString(sel)
 	var args []any
 	cols := make([]sqlColumn, len(keyCols))
 	for i, name := range keyCols {
@@ -203,7 +234,7 @@ func (ti *tableInfo) chunkQuery(keyCols []string, after [][]byte, size int) (str
 		}
 		b.WriteString(quoteIdent(c.name))
 	}
-	fmt.Fprintf(&b, " LIMIT %d", size)
+	b.WriteString(limit)
 	return b.String(), args, nil
 }
 
@@ -258,8 +289,33 @@ func (c *Capture) readChunk(ctx context.Context, ch *chunk, wm *watermarks) {
 	ch.info = info
 	ch.keyCols, ch.method = info.loadKey()
 	ch.onePass = ch.keyCols == nil
-	if ch.after != nil && !slices.Equal(ch.keyCols, ch.t.keyCols) {
+	if ch.after != nil && !slices.Equal(ch.keyCols, ch.prevKey) {
 		ch.after, ch.restart = nil, true // a new key: its order is not the old one's
+	}
+	if ch.split && !ch.onePass && !ch.restart {
+		q, args, err := info.boundaryQuery(ch.keyCols, ch.after, ch.size)
+		if err != nil {
+			fail(err)
+			return
+		}
+		key := make([][]byte, len(ch.keyCols))
+		dest := make([]any, len(key))
+		for i := range key {
+			dest[i] = &key[i]
+		}
+		switch err := conn.QueryRowContext(ctx, q, args...).Scan(dest...); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			fail(fmt.Errorf("full load of %s: %w", ch.t.name, err))
+			return
+		default:
+			for i := range key {
+				if key[i] == nil {
+					key[i] = []byte{} // never nil: NULL is not a key
+				}
+			}
+			ch.upTo = key
+		}
 	}
 	isKnown = true
 	close(ch.known)

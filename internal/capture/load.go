@@ -38,6 +38,10 @@ type tableLoad struct {
 	reading bool     // a chunk read of the table runs
 	final   bool     // the table's last chunk is read (or being read)
 	fails   int      // failed chunk reads in a row
+	// alongside counts the chunks whose read started before the reader had
+	// taken in the outcome of an earlier chunk's read (split reads: without
+	// them, a table's next chunk waits for that).
+	alongside int
 }
 
 // loader drives the full load from inside the binlog reader.
@@ -349,8 +353,19 @@ func (l *loader) schedule(ctx context.Context) (int, error) {
 		t := l.tables[i]
 		l.seq++
 		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		ch := &chunk{t: t, seq: l.seq, after: t.next, size: l.size, stop: stop,
+		ch := &chunk{t: t, seq: l.seq, after: t.next, prevKey: t.keyCols, size: l.size, stop: stop,
 			known: make(chan struct{}), rows: make(chan change.Row, l.size), done: make(chan struct{})}
+		// When no other table waits for a reader slot, the table's next
+		// chunk may be read while this one is: the chunk first reads where
+		// it ends (split), and the table waits no longer for its rows.
+		waiting := 0
+		for _, x := range l.tables {
+			if !x.reading && !x.final {
+				waiting++
+			}
+		}
+		ch.split = waiting == 1 || l.parallel-len(l.inflight) > waiting
+		ch.alongside = slices.ContainsFunc(l.inflight, func(x *chunk) bool { return x.t == t && !x.collected })
 		ch.scheduled = time.Now()
 		go l.c.readChunk(rctx, ch, l.wm)
 		select {
@@ -380,8 +395,19 @@ func (l *loader) schedule(ctx context.Context) (int, error) {
 			return n, nil
 		}
 		n++
+		if ch.alongside {
+			t.alongside++
+		}
 		t.reading = true
 		t.final = ch.onePass
+		if ch.upTo != nil {
+			// The next chunk starts after upTo and may be read now. Its
+			// snapshot starts after this one's, so its W is not before
+			// this W and it is published after this chunk: a table's
+			// chunks are published in key order, which is what its saved
+			// last key means.
+			t.keyCols, t.next, t.reading = ch.keyCols, ch.upTo, false
+		}
 		l.inflight = append(l.inflight, ch)
 		l.c.mu.Lock()
 		if p := l.c.state.Tables[t.name.String()]; p != nil && p.State != StateFullLoad {
@@ -419,12 +445,19 @@ func (l *loader) finished(ctx context.Context, ch *chunk) error {
 		return nil
 	}
 	ch.collected = true
-	t.reading = false
+	if ch.upTo != nil && ch.err == nil && ch.n != ch.size {
+		<-ch.done
+		ch.err = fmt.Errorf("full load of %s: the chunk read %d rows in the snapshot in which its last key was that of row %d", t.name, ch.n, ch.size)
+	}
 	if ch.err != nil {
 		l.remove(ch)
 		return l.failed(ctx, ch)
 	}
 	t.fails = 0
+	if ch.upTo != nil {
+		return nil // the table went on at upTo already
+	}
+	t.reading = false
 	t.keyCols = ch.keyCols
 	if ch.n > 0 {
 		t.next = ch.last
@@ -441,7 +474,7 @@ func (l *loader) finished(ctx context.Context, ch *chunk) error {
 // that is gone or keeps failing, "Table error".
 func (l *loader) failed(ctx context.Context, ch *chunk) error {
 	t := ch.t
-	t.reading, t.final = false, false
+	l.rewind(ch) // later chunks of the table may be in flight already
 	t.fails++
 	no := mysqlErrno(ch.err)
 	if no == erTableDefChanged || no == erLockDeadlock || no == erLockWaitTimeout {
@@ -595,7 +628,7 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 		}
 	}
 	now := time.Now().UTC()
-	final := ch.onePass || ch.n < ch.size
+	final := ch.onePass || (ch.upTo == nil && ch.n < ch.size)
 	c.mu.Lock()
 	if ch.restart || ch.after == nil {
 		p.LoadRows, p.Chunks = 0, 0
@@ -608,8 +641,8 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 	p.Truncate = false
 	p.LoadMethod, p.LoadKey = ch.method, ch.keyCols
 	p.LoadPosition = change.Position{Epoch: epoch, File: ch.w.file, Offset: ch.w.off}.String()
-	if n > 0 && !ch.onePass {
-		p.LastKey = ch.last
+	if ch.n > 0 && !ch.onePass {
+		p.LastKey = ch.last // rows left out between watermarks included
 	}
 	if final {
 		p.State, p.LoadEnd, p.LastKey, p.Reload = StateCompleted, &now, nil, false
@@ -626,7 +659,7 @@ func (l *loader) publish(ctx context.Context, ch *chunk) error {
 		if start != nil {
 			secs = now.Sub(*start).Seconds()
 		}
-		c.log.Info("table loaded", "table", name, "rows", rows, "chunks", chunks, "method", ch.method, "seconds", secs)
+		c.log.Info("table loaded", "table", name, "rows", rows, "chunks", chunks, "chunks_read_alongside", t.alongside, "method", ch.method, "seconds", secs)
 		l.drop(t)
 	}
 	return nil

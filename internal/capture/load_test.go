@@ -483,3 +483,82 @@ func TestChunkedLoadThroughDDL(t *testing.T) {
 		t.Errorf("zz_gone: %d rows in the lake after its drop-table", n)
 	}
 }
+
+// TestSplitTable loads one big table with four reader slots: its chunks
+// are read side by side (each first reads where it ends), while a writer
+// changes the table, and the lake is exact.
+func TestSplitTable(t *testing.T) {
+	for _, snapshot := range []string{"auto", "watermark"} {
+		t.Run(snapshot, func(t *testing.T) {
+			t.Parallel()
+			const chunkSize = 250
+			m := testbed.NewMariaDB(t)
+			if err := m.Exec(t.Context(), "CREATE DATABASE shop", "CREATE TABLE shop.big (id INT PRIMARY KEY, v VARCHAR(40), n INT)",
+				"INSERT INTO shop.big SELECT seq, CONCAT('row ', seq), seq % 97 FROM shop.seq_1_to_10000"); err != nil {
+				t.Fatal(err)
+			}
+			lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: 4, snapshot: %s}", chunkSize, snapshot))
+			// A writer of big alone: updates, deletes, inserts and key
+			// changes all over the table.
+			db, err := m.Open("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx, stopWriting := context.WithCancel(t.Context())
+			defer stopWriting()
+			var writes atomic.Int64
+			wrote := make(chan error, 1)
+			go func() {
+				rng := rand.New(rand.NewPCG(11, 7))
+				for i := 0; ctx.Err() == nil; i++ {
+					id := 1 + rng.IntN(10000)
+					q := []string{
+						fmt.Sprintf("UPDATE shop.big SET v = CONCAT(v, '+'), n = n + 1 WHERE id = %d", id),
+						fmt.Sprintf("DELETE FROM shop.big WHERE id = %d", id),
+						fmt.Sprintf("INSERT IGNORE INTO shop.big VALUES (%d, 'new', 0)", 20000+i),
+						fmt.Sprintf("UPDATE IGNORE shop.big SET id = %d WHERE id = %d", 30000+i, id),
+					}[rng.IntN(4)]
+					// The statement finishes even when the test stops the
+					// writer (a cut-off statement could commit later).
+					if _, err := db.ExecContext(context.WithoutCancel(ctx), q); err != nil {
+						wrote <- fmt.Errorf("%s: %w", q, err)
+						return
+					}
+					writes.Add(1)
+				}
+				wrote <- nil
+			}()
+			lt.start(t)
+			stopWriting()
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
+			}
+			lt.drain(t)
+			rp := lt.replay(t)
+			src, err := capture.ReadTable(t.Context(), lt.cfg.Source.MySQL, "shop", "big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mm := lake.Compare(rp.Tables["shop.big"], src); len(mm) > 0 || len(rp.Duplicates) > 0 {
+				t.Fatalf("big: %d mismatches (e.g. %v), %d duplicates", len(mm), mm[:min(3, len(mm))], len(rp.Duplicates))
+			}
+			logs := lt.logs.String()
+			i := strings.Index(logs, `msg="table loaded" component=capture table=shop.big`)
+			if i < 0 {
+				t.Fatalf("no 'table loaded' line for big:\n%s", logs)
+			}
+			var rows, chunks, alongside int
+			if _, err := fmt.Sscanf(logs[i:], `msg="table loaded" component=capture table=shop.big rows=%d chunks=%d chunks_read_alongside=%d`, &rows, &chunks, &alongside); err != nil {
+				t.Fatalf("%v: %s", err, logs[i:i+200])
+			}
+			t.Logf("big: %d rows in %d chunks, %d read alongside an earlier chunk; %d writes", rows, chunks, alongside, writes.Load())
+			if alongside < chunks/2 {
+				t.Errorf("big: %d of %d chunks were read alongside an earlier one: the table was not split across the readers", alongside, chunks)
+			}
+			if st := captureState(t, lt.cfg.StateDir).Tables["shop.big"]; st.State != capture.StateCompleted || st.LoadRows != uint64(rows) || st.Chunks != uint64(chunks) {
+				t.Errorf("big: checkpoint %s, %d rows in %d chunks; the log says %d in %d", st.State, st.LoadRows, st.Chunks, rows, chunks)
+			}
+		})
+	}
+}
