@@ -638,6 +638,19 @@ func (r *binlogReader) skip(t TableName, start uint64) bool {
 }
 
 func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start uint64) error {
+	err := r.rowsOf(ctx, e, start)
+	if errors.Is(err, errPartialJSON) {
+		// A session wrote with binlog_row_value_options=PARTIAL_JSON: the
+		// table's JSON can no longer be known from the binlog.
+		t := TableName{Schema: string(e.Table.Schema), Table: string(e.Table.Table)}
+		r.c.tableError(t, fmt.Sprintf("an update of a JSON column is in the binlog as a partial update at %s:%d (binlog_row_value_options=PARTIAL_JSON in the session that made it): the new document is not in the binlog", r.file, start),
+			"SET GLOBAL binlog_row_value_options='' on the source (sessions keep the setting they started with: reconnect them), then binlake reload --table "+t.String())
+		return nil
+	}
+	return err
+}
+
+func (r *binlogReader) rowsOf(ctx context.Context, e *replication.RowsEvent, start uint64) error {
 	tm := e.Table
 	t := TableName{Schema: string(tm.Schema), Table: string(tm.Table)}
 	watch := r.load.watching()

@@ -147,6 +147,17 @@ var binlogSettings = []binlogSetting{
 
 func (s *source) checkBinlogSettings(ctx context.Context) []Finding {
 	var out []Finding
+	if s.flavor == "mysql" {
+		// MySQL 8 may write JSON updates as diffs, which leave the new
+		// document out of the binlog.
+		f := Finding{Check: "binlog_row_value_options", Level: LevelOK, Detail: "JSON updates carry whole documents"}
+		var v sql.NullString
+		if err := s.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_row_value_options").Scan(&v); err == nil && strings.Contains(strings.ToUpper(v.String), "PARTIAL_JSON") {
+			f.Level, f.Detail = LevelFail, "is PARTIAL_JSON, want '': an update of a JSON column would carry a change of the document, not the document, and the table would go to \"Table error\""
+			f.Fix = "SET GLOBAL binlog_row_value_options='' (and PERSIST it; sessions keep the setting they started with)"
+		}
+		out = append(out, f)
+	}
 	for _, w := range binlogSettings {
 		f := Finding{Check: w.name, Level: LevelOK}
 		var v sql.NullString

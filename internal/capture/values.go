@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -231,6 +232,8 @@ func (c *binlogColumn) value(v any) (any, error) {
 		}
 	case kindJSON:
 		switch x := v.(type) {
+		case *replication.JsonDiff:
+			return nil, errPartialJSON
 		case string:
 			return x, nil
 		case []byte:
@@ -355,6 +358,11 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 	}
 	return cols, nil
 }
+
+// errPartialJSON is a JSON column's value in a partial update (MySQL's
+// binlog_row_value_options=PARTIAL_JSON): a change of the document, not the
+// document.
+var errPartialJSON = errors.New("partial JSON update")
 
 // mappedTable is a table map with column names and its decoded columns.
 type mappedTable struct {

@@ -2,11 +2,13 @@ package capture
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/go-mysql-org/go-mysql/replication"
 	"golang.org/x/text/encoding/japanese"
 	"golang.org/x/text/encoding/korean"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -412,5 +414,16 @@ func TestMultiByteCharsets(t *testing.T) {
 		if err != nil || got != tt.text {
 			t.Errorf("%s: value(%q) = %q, %v; want %q", tt.charset, raw, got, err, tt.text)
 		}
+	}
+}
+
+// TestBinlogColumnValuePartialJSON: a JSON column's partial update (MySQL's
+// binlog_row_value_options=PARTIAL_JSON) is not a value: it is refused as
+// such, and the reader puts the table in Table error (rows).
+func TestBinlogColumnValuePartialJSON(t *testing.T) {
+	c := binlogColumn{name: "doc", kind: kindJSON}
+	got, err := c.value(&replication.JsonDiff{Op: replication.JsonDiffOperationReplace, Path: "$.a", Value: "1"})
+	if !errors.Is(err, errPartialJSON) {
+		t.Fatalf("value(JsonDiff) = %#v, %v; want errPartialJSON", got, err)
 	}
 }
