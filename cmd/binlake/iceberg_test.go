@@ -237,7 +237,7 @@ http: {listen: %s}
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, mf, err := lakehouse.ReadIcebergTable(ctx, lakeDir, "wordpress-db/", testbed.WordPressDB, name)
+		got, mf, err := lakehouse.ReadIcebergTable(ctx, lakehouse.FileIceberg(lakeDir, "wordpress-db/"), testbed.WordPressDB, name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -278,7 +278,7 @@ func waitIcebergTables(t *testing.T, p *proc, lakeDir string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for _, name := range wordpressTables {
 		for {
-			_, mf, err := lakehouse.ReadIcebergTable(t.Context(), lakeDir, "wordpress-db/", testbed.WordPressDB, name)
+			_, mf, err := lakehouse.ReadIcebergTable(t.Context(), lakehouse.FileIceberg(lakeDir, "wordpress-db/"), testbed.WordPressDB, name)
 			if err == nil && mf != nil {
 				break
 			}
@@ -381,7 +381,7 @@ func (l changeLog) through(through map[int]string) map[string]string {
 // returns the number of commits checked.
 func checkIcebergHistory(t *testing.T, lakeDir, table string, log changeLog) int {
 	t.Helper()
-	hist, err := lakehouse.IcebergHistory(t.Context(), lakeDir, "wordpress-db/", testbed.WordPressDB, table)
+	hist, err := lakehouse.IcebergHistory(t.Context(), lakehouse.FileIceberg(lakeDir, "wordpress-db/"), testbed.WordPressDB, table)
 	if err != nil {
 		t.Fatalf("%s: %v", table, err)
 	}

@@ -377,9 +377,6 @@ var badConfigs = []struct {
 		"delivery.compaction.grace: must be between 0s and 168h, got -1s (e.g. grace: 10m)",
 		"delivery.retention: must be 0 (keep every object) or at least 1m, got 30s (e.g. retention: 720h)",
 	}},
-	{"iceberg-s3.bad.yml", []string{
-		"delivery.tables: iceberg needs a file:// target: its file catalog commits atomically only on a local file system (use snapshot on S3)",
-	}},
 	{"ranges.bad.yml", []string{
 		`task: "my task!" may only contain letters, digits, '_' and '-' (e.g. task: my-task)`,
 		"source.mysql.port: must be between 1 and 65535, got 70000",

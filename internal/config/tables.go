@@ -1,9 +1,6 @@
 package config
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // What binlake keeps beside the change log (delivery.tables).
 const (
@@ -49,9 +46,6 @@ func (c *Config) validateLakeTables(ps *problems) {
 	d := c.Delivery
 	ps.oneOf("delivery.tables", d.Tables, TablesNone, TablesSnapshot, TablesIceberg)
 	ps.oneOf("delivery.iceberg.delete_mode", d.Iceberg.DeleteMode, "copy-on-write", "merge-on-read")
-	if d.Tables == TablesIceberg && !strings.HasPrefix(c.Target, "file://") {
-		ps.add("delivery.tables", "iceberg needs a file:// target: its file catalog commits atomically only on a local file system (use snapshot on S3)")
-	}
 	s := d.Snapshot
 	if s.Interval.D() < minSnapshotInterval || s.Interval.D() > maxSnapshotInterval {
 		ps.add("delivery.snapshot.interval", "must be between %s and %s, got %s (e.g. interval: 5m)", Duration(minSnapshotInterval), Duration(maxSnapshotInterval), s.Interval)

@@ -21,10 +21,14 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/hadoop"
+	icebergio "github.com/apache/iceberg-go/io"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// warehouses
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/binlake/binlake/internal/change"
+	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/delivery"
+	"github.com/binlake/binlake/internal/objstore"
 )
 
 // This file keeps the current rows as Apache Iceberg tables
@@ -52,15 +56,69 @@ func IcebergWarehouse(lakeDir, root string) string {
 	return filepath.Join(lakeDir, filepath.FromSlash(root+"_binlake/iceberg"))
 }
 
-// OpenIcebergCatalog opens the file catalog of a lake in lakeDir.
-func OpenIcebergCatalog(lakeDir, root string) (*hadoop.Catalog, error) {
-	return hadoop.NewCatalog("binlake", IcebergWarehouse(lakeDir, root), nil)
+// IcebergLocation is where a lake's Iceberg tables are: the file catalog's
+// warehouse (a directory, or an s3:// URL) and the properties iceberg-go
+// reaches it with.
+type IcebergLocation struct {
+	Warehouse string
+	Props     iceberg.Properties
+}
+
+// FileIceberg is the location of the Iceberg tables of a lake in the local
+// directory lakeDir.
+func FileIceberg(lakeDir, root string) IcebergLocation {
+	return IcebergLocation{Warehouse: IcebergWarehouse(lakeDir, root)}
+}
+
+// IcebergLocationOf is the location of the Iceberg tables of cfg's lake:
+// <target>/<prefix root>_binlake/iceberg, on a file:// or an s3:// target.
+//
+// On S3 the file catalog publishes a version by copying an object where no
+// object is (iceberg-go's "unsafe" commits: not atomic against another
+// writer). binlake is the only writer of its tables and its runs never
+// overlap (one task, or the deliver worker holding the lease), and a copy
+// is whole or absent, so a commit is either published or not; a run killed
+// between the copy and the removal of its source leaves a claim, which the
+// next run removes (recoverKilledCommit).
+func IcebergLocationOf(cfg *config.Config) (IcebergLocation, error) {
+	root := cfg.Delivery.Root()
+	if strings.HasPrefix(cfg.Target, "s3://") {
+		bucket, prefix, err := objstore.S3Target(cfg.Target)
+		if err != nil {
+			return IcebergLocation{}, err
+		}
+		key := root + "_binlake/iceberg"
+		if prefix != "" {
+			key = strings.TrimSuffix(prefix, "/") + "/" + key
+		}
+		s3 := cfg.S3
+		props := iceberg.Properties{"allow-unsafe-commits": "true"}
+		for k, v := range map[string]string{
+			icebergio.S3EndpointURL: s3.Endpoint, icebergio.S3Region: s3.Region,
+			icebergio.S3AccessKeyID: s3.AccessKeyID, icebergio.S3SecretAccessKey: s3.SecretAccessKey, icebergio.S3SessionToken: s3.SessionToken,
+		} {
+			if v != "" {
+				props[k] = v
+			}
+		}
+		return IcebergLocation{Warehouse: "s3://" + bucket + "/" + key, Props: props}, nil
+	}
+	dir, err := objstore.FileTargetDir(cfg.Target)
+	if err != nil {
+		return IcebergLocation{}, err
+	}
+	return FileIceberg(dir, root), nil
+}
+
+// OpenIcebergCatalog opens the file catalog of the Iceberg tables at loc.
+func OpenIcebergCatalog(loc IcebergLocation) (*hadoop.Catalog, error) {
+	return hadoop.NewCatalog("binlake", loc.Warehouse, loc.Props)
 }
 
 // icebergSink writes the current rows of tables into Iceberg tables.
 type icebergSink struct {
 	cat        *hadoop.Catalog
-	warehouse  string // the catalog's directory (IcebergWarehouse)
+	loc        IcebergLocation
 	deleteMode string
 }
 
@@ -71,7 +129,7 @@ func (s *Snapshotter) icebergTable(ctx context.Context, name string, parts map[i
 	schema, tbl, _ := strings.Cut(name, ".")
 	res := TableResult{Schema: schema, Table: tbl}
 	fail := func(err error) TableResult { res.Err = err; return res }
-	if err := s.ice.recoverKilledCommit(schema, tbl, s.log); err != nil {
+	if err := s.ice.recoverKilledCommit(ctx, schema, tbl, s.log); err != nil {
 		return fail(err)
 	}
 	t, m, err := s.ice.load(ctx, schema, tbl)
@@ -654,10 +712,10 @@ func jsonValue(col arrow.Array, i int, c change.ColumnDef) (any, error) {
 // in the lake in lakeDir, deletes applied, as the change log's JSON values
 // by partition-key-value, with the state it is exact through. For tests
 // and tools; query engines read the table directly.
-func ReadIcebergTable(ctx context.Context, lakeDir, root, schema, tbl string) (map[string]map[string]any, *Manifest, error) {
+func ReadIcebergTable(ctx context.Context, loc IcebergLocation, schema, tbl string) (map[string]map[string]any, *Manifest, error) {
 	var out map[string]map[string]any
 	var state *Manifest
-	err := withIcebergTable(ctx, lakeDir, root, schema, tbl, func(t *table.Table, m *Manifest) error {
+	err := withIcebergTable(ctx, loc, schema, tbl, func(t *table.Table, m *Manifest) error {
 		state = m
 		if t == nil || m == nil {
 			return nil
@@ -687,9 +745,9 @@ func ReadIcebergTable(ctx context.Context, lakeDir, root, schema, tbl string) (m
 
 // icebergHeld is the state's positions of schema.table's Iceberg table in
 // the lake in lakeDir (see Held).
-func icebergHeld(ctx context.Context, lakeDir, root, schema, tbl string) (map[int]string, error) {
+func icebergHeld(ctx context.Context, loc IcebergLocation, schema, tbl string) (map[int]string, error) {
 	var held map[int]string
-	err := withIcebergTable(ctx, lakeDir, root, schema, tbl, func(_ *table.Table, m *Manifest) error {
+	err := withIcebergTable(ctx, loc, schema, tbl, func(_ *table.Table, m *Manifest) error {
 		if m != nil {
 			held = m.Partitions
 		}
@@ -701,8 +759,8 @@ func icebergHeld(ctx context.Context, lakeDir, root, schema, tbl string) (map[in
 // withIcebergTable opens the file catalog of the lake in lakeDir and calls
 // fn with schema.table's Iceberg table and the state its properties keep
 // (nil, nil when it does not exist), closing the catalog after fn.
-func withIcebergTable(ctx context.Context, lakeDir, root, schema, tbl string, fn func(*table.Table, *Manifest) error) error {
-	cat, err := OpenIcebergCatalog(lakeDir, root)
+func withIcebergTable(ctx context.Context, loc IcebergLocation, schema, tbl string, fn func(*table.Table, *Manifest) error) error {
+	cat, err := OpenIcebergCatalog(loc)
 	if err != nil {
 		return err
 	}
@@ -733,9 +791,9 @@ type IcebergSnapshot struct {
 // parent), each scanned with iceberg-go as of that snapshot. nil when the
 // table does not exist. For tests and tools that check a table holds each
 // commit's range of the change log exactly once.
-func IcebergHistory(ctx context.Context, lakeDir, root, schema, tbl string) ([]IcebergSnapshot, error) {
+func IcebergHistory(ctx context.Context, loc IcebergLocation, schema, tbl string) ([]IcebergSnapshot, error) {
 	var out []IcebergSnapshot
-	err := withIcebergTable(ctx, lakeDir, root, schema, tbl, func(t *table.Table, _ *Manifest) error {
+	err := withIcebergTable(ctx, loc, schema, tbl, func(t *table.Table, _ *Manifest) error {
 		if t == nil {
 			return nil
 		}

@@ -1,15 +1,19 @@
 package lakehouse
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/catalog/hadoop"
+	icebergio "github.com/apache/iceberg-go/io"
 )
 
 // iceberg-go's file catalog commits version N of a table's metadata in
@@ -35,18 +39,36 @@ var metadataVersion = regexp.MustCompile(`^v([0-9]+)(?:\.gz)?\.metadata\.json$`)
 // returns, so a claim found then was left by a killed commit. Removing a
 // claim never lets two commits publish one version: publication itself is
 // a link that fails when the version exists.
-func (ic *icebergSink) recoverKilledCommit(schema, tbl string, log *slog.Logger) error {
-	dir := filepath.Join(ic.warehouse, schema, tbl, "metadata")
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+func (ic *icebergSink) recoverKilledCommit(ctx context.Context, schema, tbl string, log *slog.Logger) error {
+	fsys, err := icebergio.LoadFS(ctx, ic.loc.Props, ic.loc.Warehouse)
+	if err != nil {
+		return fmt.Errorf("the Iceberg warehouse %s: %w", ic.loc.Warehouse, err)
 	}
+	cfs, ok := fsys.(hadoop.HadoopCatalogFS)
+	if !ok {
+		return fmt.Errorf("the Iceberg warehouse %s: %T lists, renames or writes no files", ic.loc.Warehouse, fsys)
+	}
+	dir := ic.loc.Warehouse + "/" + schema + "/" + tbl + "/metadata"
+	var files []string
+	err = cfs.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fs.SkipAll
+		case err != nil:
+			return err
+		case d.IsDir() && strings.TrimSuffix(p, "/") != dir:
+			return fs.SkipDir
+		case !d.IsDir():
+			files = append(files, p)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("reading the Iceberg metadata of %s.%s: %w", schema, tbl, err)
 	}
 	newest := 0
-	for _, e := range entries {
-		name := e.Name()
+	for _, p := range files {
+		name := path.Base(p)
 		if m := metadataVersion.FindStringSubmatch(name); m != nil {
 			v, _ := strconv.Atoi(m[1])
 			newest = max(newest, v)
@@ -54,7 +76,7 @@ func (ic *icebergSink) recoverKilledCommit(schema, tbl string, log *slog.Logger)
 		if !strings.HasSuffix(name, ".metadata.json.claim") {
 			continue
 		}
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := cfs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("removing %s, a version claim a killed commit of %s.%s left: %w", name, schema, tbl, err)
 		}
 		log.Info("removed a version claim a killed Iceberg commit left", "table", schema+"."+tbl, "claim", name)
@@ -62,24 +84,18 @@ func (ic *icebergSink) recoverKilledCommit(schema, tbl string, log *slog.Logger)
 	if newest == 0 {
 		return nil
 	}
-	hintPath := filepath.Join(dir, "version-hint.text")
-	if b, err := os.ReadFile(hintPath); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(newest) {
+	hint := dir + "/version-hint.text"
+	if b, err := cfs.ReadFile(hint); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(newest) {
 		return nil
 	}
 	// Written as the catalog writes it: a temporary file renamed over it.
-	tmp, err := os.CreateTemp(dir, "binlake-*-version-hint.temp")
-	if err != nil {
-		return fmt.Errorf("writing the Iceberg version hint of %s.%s: %w", schema, tbl, err)
-	}
-	_, err = tmp.WriteString(strconv.Itoa(newest))
-	if err2 := tmp.Close(); err == nil {
-		err = err2
-	}
+	tmp := dir + "/binlake-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-version-hint.temp"
+	err = cfs.WriteFile(tmp, []byte(strconv.Itoa(newest)))
 	if err == nil {
-		err = os.Rename(tmp.Name(), hintPath)
+		err = cfs.Rename(tmp, hint)
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		cfs.Remove(tmp)
 		return fmt.Errorf("writing the Iceberg version hint of %s.%s: %w", schema, tbl, err)
 	}
 	log.Info("brought an Iceberg version hint a killed commit left behind to the newest version", "table", schema+"."+tbl, "version", newest)

@@ -67,15 +67,15 @@ func New(opts Options) (*Snapshotter, error) {
 		s.now = time.Now
 	}
 	if opts.Config.Delivery.Tables == config.TablesIceberg {
-		dir, err := objstore.FileTargetDir(opts.Config.Target)
+		loc, err := IcebergLocationOf(opts.Config)
 		if err != nil {
 			return nil, fmt.Errorf("delivery.tables: iceberg: %w", err)
 		}
-		cat, err := OpenIcebergCatalog(dir, s.root)
+		cat, err := OpenIcebergCatalog(loc)
 		if err != nil {
 			return nil, fmt.Errorf("delivery.tables: iceberg: %w", err)
 		}
-		s.ice = &icebergSink{cat: cat, warehouse: IcebergWarehouse(dir, s.root), deleteMode: opts.Config.Delivery.Iceberg.DeleteMode}
+		s.ice = &icebergSink{cat: cat, loc: loc, deleteMode: opts.Config.Delivery.Iceberg.DeleteMode}
 	}
 	return s, nil
 }
@@ -463,11 +463,11 @@ func Held(ctx context.Context, cfg *config.Config, b objstore.Bucket, schema, ta
 		}
 		return m.Partitions, nil
 	case config.TablesIceberg:
-		dir, err := objstore.FileTargetDir(cfg.Target)
+		loc, err := IcebergLocationOf(cfg)
 		if err != nil {
 			return nil, err
 		}
-		return icebergHeld(ctx, dir, root, schema, table)
+		return icebergHeld(ctx, loc, schema, table)
 	}
 	return nil, nil
 }

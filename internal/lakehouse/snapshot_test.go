@@ -582,7 +582,7 @@ delivery: {prefix: "lake/", tables: iceberg, iceberg: {delete_mode: ` + mode + `
 // iceberg-go.
 func readIceberg(t *testing.T, dir string) (map[string]map[string]any, *lakehouse.Manifest) {
 	t.Helper()
-	rows, m, err := lakehouse.ReadIcebergTable(context.Background(), dir, "lake/", "s", "items")
+	rows, m, err := lakehouse.ReadIcebergTable(context.Background(), lakehouse.FileIceberg(dir, "lake/"), "s", "items")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,15 @@ func parseS3Target(rest string) (bucket, prefix string, err error) {
 
 // FileTargetDir returns the local directory of a file:// target, for
 // what needs the directory itself rather than a Bucket over it.
+// S3Target returns the bucket and key prefix of an s3:// target.
+func S3Target(target string) (bucket, prefix string, err error) {
+	scheme, rest, ok := strings.Cut(target, "://")
+	if !ok || !strings.EqualFold(scheme, "s3") {
+		return "", "", fmt.Errorf("target %q is not an s3:// URL", target)
+	}
+	return parseS3Target(rest)
+}
+
 func FileTargetDir(target string) (string, error) {
 	scheme, rest, ok := strings.Cut(target, "://")
 	if !ok || !strings.EqualFold(scheme, "file") {

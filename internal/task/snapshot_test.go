@@ -30,7 +30,7 @@ import (
 // names them, and every row equals the source's, value by value.
 func TestSnapshotTablesEndToEnd(t *testing.T) {
 	duck := testbed.NewDuckDB(t)
-	cfg, dir := currentStateWorkload(t, "snapshot, snapshot: {interval: 1s, grace: 0s, file_size: 48KiB}", readManifest)
+	cfg, dir := currentStateWorkload(t, "", "snapshot, snapshot: {interval: 1s, grace: 0s, file_size: 48KiB}", readManifest)
 	manifest := func(table string) *lakehouse.Manifest { return readManifest(t, dir, table) }
 	for _, name := range wordpressTables {
 		src, err := capture.ReadTable(t.Context(), cfg.Source.MySQL, testbed.WordPressDB, name)
@@ -88,7 +88,9 @@ func TestSnapshotTablesEndToEnd(t *testing.T) {
 // without one) of wp_users, which no statement writes afterwards but one,
 // and of wp_options, and a TRUNCATE empties wp_comments; then more
 // workload, and a drain. It returns the config and the lake directory.
-func currentStateWorkload(t *testing.T, tables string, state func(t *testing.T, dir, table string) *lakehouse.Manifest) (*config.Config, string) {
+// s3, when set, is the config's s3 section and the target s3://lake/cdc
+// (dir is then unused).
+func currentStateWorkload(t *testing.T, s3, tables string, state func(t *testing.T, dir, table string) *lakehouse.Manifest) (*config.Config, string) {
 	t.Helper()
 	m := startWordPress(t, 120)
 	db, err := m.Open("")
@@ -98,7 +100,11 @@ func currentStateWorkload(t *testing.T, tables string, state func(t *testing.T, 
 	defer db.Close()
 	work := testbed.NewWorkload(db, testbed.WordPressDB, 13)
 	dir := t.TempDir()
-	cfg := testConfig(t, m, "file://"+dir, `delivery: {buffer: {size: 64KiB, interval: 1s}, prefix: "wordpress-db/", tables: `+tables+`}
+	target := "file://" + dir
+	if s3 != "" {
+		target = "s3://lake/cdc"
+	}
+	cfg := testConfig(t, m, target, s3+`delivery: {buffer: {size: 64KiB, interval: 1s}, prefix: "wordpress-db/", tables: `+tables+`}
 `)
 	tk := task.New(cfg, logger(t))
 	ctx, stop := context.WithCancel(t.Context())
@@ -149,16 +155,40 @@ func currentStateWorkload(t *testing.T, tables string, state func(t *testing.T, 
 // tables every second and at the drain, then each table read back with
 // iceberg-go (deletes applied) equals the source, value by value.
 func TestIcebergTablesEndToEnd(t *testing.T) {
-	for _, mode := range []string{"copy-on-write", "merge-on-read"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct{ mode, target string }{{"copy-on-write", "file"}, {"merge-on-read", "file"}, {"merge-on-read", "s3"}} {
+		t.Run(tc.mode+"-"+tc.target, func(t *testing.T) {
+			mode := tc.mode
+			// On S3 (versitygw over HTTP): target s3://lake/cdc.
+			var s3yml string
+			var loc *lakehouse.IcebergLocation
+			if tc.target == "s3" {
+				srv := testbed.NewS3(t)
+				if err := srv.CreateBucket(t.Context(), "lake"); err != nil {
+					t.Fatal(err)
+				}
+				s3yml = fmt.Sprintf("s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n", srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey)
+				c, err := config.Parse([]byte("task: x\nsource: {mysql: {host: h, user: u}}\ntables: [{include: \"x.%\"}]\ntarget: s3://lake/cdc\n" + s3yml + "delivery: {prefix: \"wordpress-db/\", tables: iceberg}\n"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := lakehouse.IcebergLocationOf(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				loc = &l
+			}
 			state := func(t *testing.T, dir, table string) (map[string]map[string]any, *lakehouse.Manifest) {
-				rows, mf, err := lakehouse.ReadIcebergTable(t.Context(), dir, "wordpress-db/", testbed.WordPressDB, table)
+				where := lakehouse.FileIceberg(dir, "wordpress-db/")
+				if loc != nil {
+					where = *loc
+				}
+				rows, mf, err := lakehouse.ReadIcebergTable(t.Context(), where, testbed.WordPressDB, table)
 				if err != nil {
 					t.Fatal(err)
 				}
 				return rows, mf
 			}
-			cfg, dir := currentStateWorkload(t, "iceberg, iceberg: {delete_mode: "+mode+"}, snapshot: {interval: 1s}", func(t *testing.T, dir, table string) *lakehouse.Manifest {
+			cfg, dir := currentStateWorkload(t, s3yml, "iceberg, iceberg: {delete_mode: "+mode+"}, snapshot: {interval: 1s}", func(t *testing.T, dir, table string) *lakehouse.Manifest {
 				_, mf := state(t, dir, table)
 				return mf
 			})
