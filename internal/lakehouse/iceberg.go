@@ -76,7 +76,8 @@ func FileIceberg(lakeDir, root string) IcebergLocation {
 // On S3 the file catalog publishes a version by copying an object where no
 // object is (iceberg-go's "unsafe" commits: not atomic against another
 // writer). binlake is the only writer of its tables and its runs never
-// overlap (one task, or the deliver worker holding the lease), and a copy
+// overlap (a task's delivery makes them, or binlake snapshot while no task
+// runs; deliver workers sharing partitions do not), and a copy
 // is whole or absent, so a commit is either published or not; a run killed
 // between the copy and the removal of its source leaves a claim, which the
 // next run removes (recoverKilledCommit).
