@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/config"
 	"github.com/binlake/binlake/internal/lakehouse"
 	"github.com/binlake/binlake/internal/objstore"
@@ -68,72 +67,29 @@ delivery: {prefix: "lake/", tables: iceberg, iceberg: {delete_mode: merge-on-rea
 		return rows
 	}
 	client := srv.Client()
+	data, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("lake"), Prefix: aws.String("cdc/lake/_binlake/iceberg/s/items/")})
+	if err != nil || len(data.Contents) != 0 {
+		t.Fatalf("the table's prefix holds %d objects before any run (%v)", len(data.Contents), err)
+	}
 	meta := "cdc/lake/_binlake/iceberg/s/items/metadata/"
-	get := func(key string) (string, error) {
-		out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("lake"), Key: aws.String(key)})
-		if err != nil {
-			return "", err
-		}
-		defer out.Body.Close()
-		body, err := io.ReadAll(out.Body)
-		return string(body), err
-	}
-	put := func(key, body string) {
-		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("lake"), Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	l := newChangeLog(t, b)
-	l.control(change.OpCreateTable, "", itemsDef("name", "varchar(20)"))
-	for i := 10; i < 13; i++ {
-		l.row(change.OpLoad, i, "name", fmt.Sprint("n", i))
-	}
-	l.flush()
-	run(t, snapshotter()) // v1 creates the table, v2 holds the rows
-	assertRows(t, read(), want(
-		map[string]any{"id": n(10), "name": "n10"},
-		map[string]any{"id": n(11), "name": "n11"},
-		map[string]any{"id": n(12), "name": "n12"},
-	))
-	data, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("lake"), Prefix: aws.String("cdc/lake/_binlake/iceberg/s/items/data/")})
+	killedCommit(t, b, snapshotter, read, metadataFiles{
+		get: func(name string) (string, error) {
+			out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("lake"), Key: aws.String(meta + name)})
+			if err != nil {
+				return "", err
+			}
+			defer out.Body.Close()
+			body, err := io.ReadAll(out.Body)
+			return string(body), err
+		},
+		put: func(name, body string) error {
+			_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("lake"), Key: aws.String(meta + name), Body: strings.NewReader(body)})
+			return err
+		},
+	})
+	// The data files are objects of the bucket.
+	data, err = client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("lake"), Prefix: aws.String("cdc/lake/_binlake/iceberg/s/items/data/")})
 	if err != nil || len(data.Contents) == 0 {
 		t.Fatalf("no data file in the bucket under the table (%v)", err)
-	}
-
-	// A commit killed after copying its claim to v3 and before removing it,
-	// and before rewriting the hint.
-	v2, err := get(meta + "v2.metadata.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	put(meta+"v3.metadata.json.claim", v2)
-	put(meta+"version-hint.text", "1")
-
-	s := snapshotter() // restarted
-	if res := run(t, s); res.Records != 0 || res.Generation != 1 {
-		t.Errorf("a run with nothing new: %+v", res)
-	}
-	if hint, err := get(meta + "version-hint.text"); err != nil || hint != "2" {
-		t.Errorf("version hint %q (%v) after a run with nothing new, want 2", hint, err)
-	}
-	l.row(change.OpUpdate, 11, "name", "eleven")
-	l.row(change.OpDelete, 12, "name", "n12")
-	l.flush()
-	if res := run(t, s); res.Generation != 2 {
-		t.Errorf("generation %d after the commit that followed the killed one, want 2", res.Generation)
-	}
-	assertRows(t, read(), want(
-		map[string]any{"id": n(10), "name": "n10"},
-		map[string]any{"id": n(11), "name": "eleven"},
-	))
-	if _, err := get(meta + "v3.metadata.json.claim"); err == nil {
-		t.Errorf("the killed commit's claim is still in the bucket")
-	}
-	if _, err := get(meta + "v3.metadata.json"); err != nil {
-		t.Errorf("the commit did not publish v3: %v", err)
-	}
-	if hint, err := get(meta + "version-hint.text"); err != nil || hint != "3" {
-		t.Errorf("version hint %q (%v), want 3", hint, err)
 	}
 }
