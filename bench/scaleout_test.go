@@ -119,9 +119,11 @@ log: {level: warn}
 	// The capture process exits once the load is on the stream.
 	capture := exec.Command(bin, "run", "--config", cfg, "--role", "capture")
 	capture.Env = append(os.Environ(), "BINLAKE_STATE="+filepath.Join(dir, "capture"), "BINLAKE_HTTP=")
+	captureBegan := time.Now()
 	if out, err := capture.CombinedOutput(); err != nil {
 		t.Fatalf("capture: %v\n%s", err, tail(out))
 	}
+	t.Logf("%s: the capture process published %d rows to the R3 stream in %.2fs (%.0f rows/s)", taskName, rows, time.Since(captureBegan).Seconds(), float64(rows)/time.Since(captureBegan).Seconds())
 	type proc struct {
 		cmd  *exec.Cmd
 		addr string

@@ -231,7 +231,13 @@ func (p *producer) Publish(ctx context.Context, m *stream.Message) error {
 		if err == nil {
 			p.pendingBytes += len(msg.Data)
 		}
-		full := n >= maxInFlight || p.pendingBytes >= maxInFlightBytes
+		// On a replicated stream one message is in flight at a time: when
+		// the stream's leader goes away, a message in flight may be lost
+		// while later ones are stored by the next leader, and sent again
+		// it would then follow them (delivery drops a record that arrives
+		// behind a later one of its partition as a re-send). Each message
+		// carries a batch of records, so this costs a round trip per batch.
+		full := n >= maxInFlight || p.pendingBytes >= maxInFlightBytes || p.s.opts.Replicas > 1
 		p.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("publishing %s: %w", m.Position, err)
