@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -119,6 +120,8 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		EventCacheCount: eventReadAhead,
 		Logger:          slog.New(discardHandler{}),
 	}
+	undecoded := &sync.Map{}
+	cfg.RowsEventDecodeFunc = decodeRows(undecoded)
 	syncer := replication.NewBinlogSyncer(cfg)
 	defer syncer.Close()
 
@@ -127,7 +130,7 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 	file, pos, gtids := c.state.BinlogFile, c.state.BinlogPos, c.state.GTIDSet
 	c.mu.Unlock()
 	r := &binlogReader{c: c, cols: map[*replication.TableMapEvent][]binlogColumn{}, fixed: map[TableName]map[string]colKind{},
-		hist: map[*replication.TableMapEvent]*TableSchema{}, ddlp: newDDLParser()}
+		hist: map[*replication.TableMapEvent]*TableSchema{}, ddlp: newDDLParser(), undecoded: undecoded}
 	if gtids != "" || c.src.flavor == mysql.MariaDBFlavor {
 		// MariaDB always writes GTIDs; MySQL does with gtid_mode=ON,
 		// and then the start told the set.
@@ -275,6 +278,9 @@ type binlogReader struct {
 	// load is the full load the reader drives (nil in tests of the
 	// decoder alone).
 	load *loader
+	// undecoded holds the rows events go-mysql could not decode, with why
+	// (decodeRows); nil in tests of the decoder alone.
+	undecoded *sync.Map
 	// fixed caches, per table, its INET6/INET4/UUID columns, which the
 	// table map cannot tell from BINARY(n); emptied by every DDL.
 	fixed map[TableName]map[string]colKind
@@ -637,7 +643,35 @@ func (r *binlogReader) skip(t TableName, start uint64) bool {
 	return p != nil && p.SchemaError
 }
 
+// decodeRows is the syncer's decoding of rows events: one it cannot decode
+// (a column type go-mysql does not know, such as MariaDB's compressed
+// columns) is kept, rowless, in undecoded with the reason, rather than end
+// the binlog stream, which would stop every table at that event for good.
+func decodeRows(undecoded *sync.Map) func(*replication.RowsEvent, []byte) error {
+	return func(e *replication.RowsEvent, data []byte) error {
+		pos, err := e.DecodeHeader(data)
+		if err != nil {
+			return err
+		}
+		if err := e.DecodeData(pos, data); err != nil {
+			e.Rows = nil
+			undecoded.Store(e, err)
+		}
+		return nil
+	}
+}
+
 func (r *binlogReader) rows(ctx context.Context, e *replication.RowsEvent, start uint64) error {
+	if r.undecoded != nil && e.Table != nil {
+		if why, ok := r.undecoded.LoadAndDelete(e); ok {
+			t := TableName{Schema: string(e.Table.Schema), Table: string(e.Table.Table)}
+			if r.isSelected(t) {
+				r.c.tableError(t, fmt.Sprintf("a rows event at %s:%d cannot be decoded: %v", r.file, start, why),
+					"change the table so that its columns are of types the binlog reader decodes (MariaDB: no COMPRESSED columns), then binlake reload --table "+t.String())
+			}
+			return nil
+		}
+	}
 	err := r.rowsOf(ctx, e, start)
 	if errors.Is(err, errPartialJSON) {
 		// A session wrote with binlog_row_value_options=PARTIAL_JSON: the

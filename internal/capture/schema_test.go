@@ -17,9 +17,12 @@ import (
 // again after all of it, binlake must decode each old event with the schema
 // in force at its position: every record carries its values under the
 // column names of its time, and the lake replays to the source. Meanwhile a
-// table altered with a type the SQL parser does not know (INET6) and one
+// table made system-versioned (DDL the SQL parser does not read), one with a
+// compressed column (a binlog type go-mysql does not decode), and one
 // altered outside the binlog (sql_log_bin=0) go to "Table error" with the
-// reason, and the others keep flowing.
+// reason, and the others keep flowing. MariaDB's own DDL (CREATE OR
+// REPLACE, ALTER ONLINE, the UUID, INET6 and INET4 types, an INVISIBLE
+// column) is read, and its table's values come out as the SELECT's.
 func TestSchemaHistoryMinimalMetadata(t *testing.T) {
 	m := testbed.NewMariaDBWith(t, "--binlog-row-metadata=MINIMAL")
 	ctx := t.Context()
@@ -28,10 +31,12 @@ func TestSchemaHistoryMinimalMetadata(t *testing.T) {
 		"CREATE TABLE shop.d (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET latin1, e ENUM('x','y','z'))",
 		"CREATE TABLE shop.bad1 (id INT PRIMARY KEY, v INT)",
 		"CREATE TABLE shop.bad2 (id INT PRIMARY KEY, v INT)",
+		"CREATE TABLE shop.bad3 (id INT PRIMARY KEY, v INT)",
 		"INSERT INTO shop.a VALUES (1, 'one', 10, 1.50)",
 		"INSERT INTO shop.d VALUES (1, 'café', 'y')",
 		"INSERT INTO shop.bad1 VALUES (1, 1)",
-		"INSERT INTO shop.bad2 VALUES (1, 1)"); err != nil {
+		"INSERT INTO shop.bad2 VALUES (1, 1)",
+		"INSERT INTO shop.bad3 VALUES (1, 1)"); err != nil {
 		t.Fatal(err)
 	}
 	lt := newLakeTask(t, m, "")
@@ -52,8 +57,16 @@ func TestSchemaHistoryMinimalMetadata(t *testing.T) {
 		"UPDATE shop.a SET title = CONCAT(title, '!') WHERE id = 1",
 		"DELETE FROM shop.a WHERE id = 2",
 		"INSERT INTO shop.d VALUES (2, 'naïve', 'z')",
-		"ALTER TABLE shop.bad1 ADD COLUMN ip INET6",
-		"INSERT INTO shop.bad1 VALUES (2, 2, '::1')",
+		"ALTER TABLE shop.bad1 ADD SYSTEM VERSIONING",
+		"INSERT INTO shop.bad1 VALUES (2, 2)",
+		// A column type go-mysql does not decode (MYSQL_TYPE_VARCHAR_COMPRESSED).
+		"ALTER TABLE shop.bad3 ADD COLUMN c VARCHAR(10) COMPRESSED",
+		"INSERT INTO shop.bad3 VALUES (2, 2, 'x')",
+		// MariaDB's own DDL, which the parser reads once rewritten.
+		"CREATE OR REPLACE TABLE shop.m (id INT PRIMARY KEY, u UUID, ip INET6, v4 INET4, hid INT INVISIBLE DEFAULT 7)",
+		"INSERT INTO shop.m (id, u, ip, v4) VALUES (1, '123e4567-e89b-12d3-a456-426614174000', '2001:db8::1', '10.0.0.1')",
+		"ALTER ONLINE TABLE shop.m CHANGE u uuid UUID",
+		"INSERT INTO shop.m (id, uuid, ip, v4, hid) VALUES (2, '00000000-0000-0000-0000-000000000001', '::1', '127.0.0.1', 8)",
 		"SET SESSION sql_log_bin = 0",
 		"ALTER TABLE shop.bad2 ADD COLUMN w INT",
 		"SET SESSION sql_log_bin = 1",
@@ -96,13 +109,14 @@ func TestSchemaHistoryMinimalMetadata(t *testing.T) {
 	}
 
 	st := captureState(t, lt.cfg.StateDir)
-	for table, wantErr := range map[string]string{"bad1": "SQL parser", "bad2": "table map has 3 columns, the schema history 2"} {
+	for table, wantErr := range map[string]string{"bad1": "SQL parser", "bad2": "table map has 3 columns, the schema history 2",
+		"bad3": "cannot be decoded: unsupport type 141"} {
 		p := st.Tables["shop."+table]
 		if p == nil || p.State != capture.StateError || !strings.Contains(p.Error, wantErr) {
 			t.Errorf("shop.%s: %+v, want Table error saying %q", table, p, wantErr)
 		}
 	}
-	for _, table := range []string{"a", "d"} {
+	for _, table := range []string{"a", "d", "m"} {
 		if p := st.Tables["shop."+table]; p == nil || p.State != capture.StateCompleted {
 			t.Errorf("shop.%s: %+v, want Table completed", table, p)
 		}
@@ -117,7 +131,7 @@ func TestSchemaHistoryMinimalMetadata(t *testing.T) {
 	if len(rp.Duplicates) > 0 {
 		t.Errorf("%d records are in the lake twice, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
 	}
-	for _, table := range []string{"a", "d"} {
+	for _, table := range []string{"a", "d", "m"} {
 		src, err := capture.ReadTable(ctx, lt.cfg.Source.MySQL, "shop", table)
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +140,7 @@ func TestSchemaHistoryMinimalMetadata(t *testing.T) {
 			t.Errorf("%s: %s", table, x)
 		}
 	}
-	for _, table := range []string{"bad1", "bad2"} {
+	for _, table := range []string{"bad1", "bad2", "bad3"} {
 		if rows := rp.Tables["shop."+table]; len(rows) != 1 {
 			t.Errorf("shop.%s: %d rows in the lake, want only the loaded one: %v", table, len(rows), rows)
 		}

@@ -18,8 +18,9 @@ import (
 
 // This file applies DDL statements read from the binlog to the schema
 // history (schema.go) with the TiDB SQL parser, the MySQL grammar that
-// go-mysql itself depends on. A statement the parser rejects (MariaDB-only
-// syntax or types such as INET6, spatial types) or an ALTER TABLE clause
+// go-mysql itself depends on, after mariaDBDDL has rewritten MariaDB's own
+// syntax it can. A statement the parser rejects (system versioning,
+// compressed or spatial columns) or an ALTER TABLE clause
 // whose effect on the columns binlake does not model makes the tables it
 // names unknown from there: the history says why, and a table map that
 // needs the history then puts the table in "Table error".
@@ -37,7 +38,8 @@ func (dp *ddlParser) applyDDL(h *SchemaHistory, query, db, pos string) map[Table
 		return nil // applied before a restart, read again
 	}
 	h.Applied = pos
-	stmts, _, err := dp.p.Parse(query, "", "")
+	norm, types := mariaDBDDL(query)
+	stmts, _, err := dp.p.Parse(norm, "", "")
 	if err != nil {
 		// Name the table from the statement pattern, if it is table DDL.
 		_, t, ok := parseDDL(query, db)
@@ -50,7 +52,7 @@ func (dp *ddlParser) applyDDL(h *SchemaHistory, query, db, pos string) map[Table
 	}
 	failed := map[TableName]string{}
 	for _, stmt := range stmts {
-		a := applier{h: h, db: db, pos: pos, query: query, failed: failed}
+		a := applier{h: h, db: db, pos: pos, query: query, failed: failed, types: types}
 		a.apply(stmt)
 	}
 	return failed
@@ -62,6 +64,9 @@ type applier struct {
 	pos    string
 	query  string
 	failed map[TableName]string
+	// types names the columns the statement gives one of MariaDB's own
+	// types, which it was rewritten to parse (mariaDBDDL).
+	types map[string]string
 }
 
 func (a *applier) name(t *ast.TableName) TableName {
@@ -401,6 +406,10 @@ func (a *applier) column(cd *ast.ColumnDef, tableCharset string) (SchemaColumn, 
 	}
 	if tp == mysql.TypeEnum || tp == mysql.TypeSet {
 		c.Labels = slices.Clone(ft.GetElems())
+	}
+	if t, ok := a.types[strings.ToLower(c.Name)]; ok {
+		// As information_schema shows it: DATA_TYPE and COLUMN_TYPE inet6.
+		c.DataType, c.Type, c.Charset = t, t, ""
 	}
 	return c, pk
 }
