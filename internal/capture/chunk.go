@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -238,6 +239,11 @@ func (ti *tableInfo) keyQuery(sel string, keyCols []string, after [][]byte, limi
 	return b.String(), args, nil
 }
 
+// chunkReadHook, set by tests, runs in a keyed chunk's read once the
+// reader has its snapshot position (and boundary), before its SELECT: an
+// error fails the read there. port is the source's.
+var chunkReadHook atomic.Pointer[func(port int, t TableName, after [][]byte) error]
+
 // readChunk runs the chunk: snapshot, table definition, SELECT. It holds
 // the snapshot until every row is handed over, so a one-pass read, whose
 // rows do not fit in the channel, streams them to the reader at W.
@@ -292,6 +298,8 @@ func (c *Capture) readChunk(ctx context.Context, ch *chunk, wm *watermarks) {
 	if ch.after != nil && !slices.Equal(ch.keyCols, ch.prevKey) {
 		ch.after, ch.restart = nil, true // a new key: its order is not the old one's
 	}
+	// The boundary is read in the snapshot the SELECT below reads in: that
+	// SELECT (LIMIT size) then ends exactly at upTo, with no upper bound.
 	if ch.split && !ch.onePass && !ch.restart {
 		q, args, err := info.boundaryQuery(ch.keyCols, ch.after, ch.size)
 		if err != nil {
@@ -319,6 +327,12 @@ func (c *Capture) readChunk(ctx context.Context, ch *chunk, wm *watermarks) {
 	}
 	isKnown = true
 	close(ch.known)
+	if hook := chunkReadHook.Load(); hook != nil && !ch.onePass {
+		if err := (*hook)(c.cfg.Source.MySQL.Port, ch.t.name, ch.after); err != nil {
+			fail(fmt.Errorf("full load of %s: %w", ch.t.name, err))
+			return
+		}
+	}
 
 	query, args := info.selectAll(), []any(nil)
 	if !ch.onePass {

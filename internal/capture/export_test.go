@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"sync"
 
 	"github.com/binlake/binlake/internal/change"
 	"github.com/binlake/binlake/internal/config"
@@ -76,4 +77,39 @@ func SetWatermarkHook(t interface{ Cleanup(func()) }, wm TableName, f func(table
 	}
 	watermarkHook.Store(&hook)
 	t.Cleanup(func() { watermarkHook.Store(nil) })
+}
+
+// chunkHooks are the chunk read hooks of the tests running, by source
+// port.
+var chunkHooks struct {
+	sync.Mutex
+	m map[int]func(table TableName, after [][]byte) error
+}
+
+// SetChunkReadHook runs f in each keyed chunk read of the source on port
+// (tests run in parallel) once its snapshot position is known, before its
+// SELECT; an error f returns fails the read. after is the raw key the
+// chunk starts after (nil: the table's start).
+func SetChunkReadHook(t interface{ Cleanup(func()) }, port int, f func(table TableName, after [][]byte) error) {
+	chunkHooks.Lock()
+	defer chunkHooks.Unlock()
+	if chunkHooks.m == nil {
+		chunkHooks.m = map[int]func(TableName, [][]byte) error{}
+		hook := func(port int, table TableName, after [][]byte) error {
+			chunkHooks.Lock()
+			f := chunkHooks.m[port]
+			chunkHooks.Unlock()
+			if f == nil {
+				return nil
+			}
+			return f(table, after)
+		}
+		chunkReadHook.Store(&hook)
+	}
+	chunkHooks.m[port] = f
+	t.Cleanup(func() {
+		chunkHooks.Lock()
+		delete(chunkHooks.m, port)
+		chunkHooks.Unlock()
+	})
 }

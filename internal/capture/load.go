@@ -266,13 +266,20 @@ func (l *loader) remove(ch *chunk) {
 // key order, which is what its saved last key means.
 func (l *loader) rewind(ch *chunk) {
 	t := ch.t
+	// ch may be out of the chunks in flight already (a stale chunk taken
+	// for publication): its read, which a one-pass read holds open until
+	// its rows are taken, ends too.
+	ch.stop()
 	for _, x := range slices.Clone(l.inflight) {
 		if x.t == t && x.seq >= ch.seq {
 			x.stop()
 			l.remove(x)
 		}
 	}
-	t.next, t.reading, t.final = ch.after, false, false
+	// The key ch starts after belongs to ch's prior key. A later chunk,
+	// collected already, may have set another one (hardly: the DDL that
+	// changes the key waits for the metadata lock ch's read holds).
+	t.keyCols, t.next, t.reading, t.final = ch.prevKey, ch.after, false, false
 	if ch.restart {
 		t.next = nil
 	}
@@ -364,7 +371,8 @@ func (l *loader) schedule(ctx context.Context) (int, error) {
 				waiting++
 			}
 		}
-		ch.split = waiting == 1 || l.parallel-len(l.inflight) > waiting
+		// With one slot, no other read could use the boundary.
+		ch.split = l.parallel > 1 && (waiting == 1 || l.parallel-len(l.inflight) > waiting)
 		ch.alongside = slices.ContainsFunc(l.inflight, func(x *chunk) bool { return x.t == t && !x.collected })
 		ch.scheduled = time.Now()
 		go l.c.readChunk(rctx, ch, l.wm)
@@ -453,7 +461,13 @@ func (l *loader) finished(ctx context.Context, ch *chunk) error {
 		l.remove(ch)
 		return l.failed(ctx, ch)
 	}
-	t.fails = 0
+	// A read that worked ends the table's run of failed reads, unless an
+	// earlier chunk of the table is still being read: a later chunk's
+	// success must not hide an earlier one that fails every time (it
+	// rewinds the table to itself and would be read again for ever).
+	if !slices.ContainsFunc(l.inflight, func(x *chunk) bool { return x.t == t && x.seq < ch.seq && !x.collected }) {
+		t.fails = 0
+	}
 	if ch.upTo != nil {
 		return nil // the table went on at upTo already
 	}

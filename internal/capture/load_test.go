@@ -3,12 +3,15 @@ package capture_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -174,29 +177,39 @@ func (lt *lakeTask) replay(t *testing.T) lake.Replay {
 // nokey) with the source; no stream-position may be in the lake twice.
 func assertLakeEqualsShop(t *testing.T, lt *lakeTask) lake.Replay {
 	t.Helper()
+	var names []string
+	for _, lt2 := range loadTables {
+		if lt2.name != "nokey" {
+			names = append(names, lt2.name)
+		}
+	}
+	return assertLakeEquals(t, lt, names...)
+}
+
+// assertLakeEquals replays the lake and compares each table shop.<name>
+// with the source; no stream-position may be in the lake twice.
+func assertLakeEquals(t *testing.T, lt *lakeTask, names ...string) lake.Replay {
+	t.Helper()
 	ctx := context.Background()
 	rp := lt.replay(t)
 	if len(rp.Duplicates) > 0 {
 		t.Errorf("%d records are in the lake twice, e.g. %s", len(rp.Duplicates), rp.Duplicates[0])
 	}
-	for _, lt2 := range loadTables {
-		if lt2.name == "nokey" {
-			continue
-		}
-		src, err := capture.ReadTable(ctx, lt.cfg.Source.MySQL, "shop", lt2.name)
+	for _, name := range names {
+		src, err := capture.ReadTable(ctx, lt.cfg.Source.MySQL, "shop", name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := rp.Tables["shop."+lt2.name]
+		got := rp.Tables["shop."+name]
 		mm := lake.Compare(got, src)
 		for i, x := range mm {
 			if i == 10 {
 				break
 			}
-			t.Errorf("%s: %s", lt2.name, x)
+			t.Errorf("%s: %s", name, x)
 			if i < 2 {
 				// The key's history in the lake, for the diagnosis.
-				for _, r := range lt.records(t, lt2.name) {
+				for _, r := range lt.records(t, name) {
 					if r.meta("partition-key-value") == x.Key {
 						t.Logf("  %s", r.line)
 					}
@@ -204,7 +217,7 @@ func assertLakeEqualsShop(t *testing.T, lt *lakeTask) lake.Replay {
 			}
 		}
 		if len(mm) > 0 {
-			t.Errorf("%s: %d mismatches (source %d rows, lake %d)", lt2.name, len(mm), len(src), len(got))
+			t.Errorf("%s: %d mismatches (source %d rows, lake %d)", name, len(mm), len(src), len(got))
 		}
 	}
 	return rp
@@ -484,6 +497,102 @@ func TestChunkedLoadThroughDDL(t *testing.T) {
 	}
 }
 
+// createBig creates shop.big with the keys 1 to rows.
+func createBig(t *testing.T, m *testbed.MariaDB, rows int) {
+	t.Helper()
+	if err := m.Exec(t.Context(), "CREATE DATABASE shop", "CREATE TABLE shop.big (id INT PRIMARY KEY, v VARCHAR(40), n INT)",
+		fmt.Sprintf("INSERT INTO shop.big SELECT seq, CONCAT('row ', seq), seq %% 97 FROM shop.seq_1_to_%d", rows)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bigWriter changes shop.big (made by createBig) alone until the returned
+// stop is called: updates, deletes, inserts and key changes all over the
+// table. stop waits for the statement under way and returns how many ran.
+func bigWriter(t *testing.T, m *testbed.MariaDB, rows int) (stop func() int64) {
+	t.Helper()
+	db, err := m.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	var writes atomic.Int64
+	wrote := make(chan error, 1)
+	go func() {
+		rng := rand.New(rand.NewPCG(11, 7))
+		for i := 0; ctx.Err() == nil; i++ {
+			id := 1 + rng.IntN(rows)
+			q := []string{
+				fmt.Sprintf("UPDATE shop.big SET v = CONCAT(v, '+'), n = n + 1 WHERE id = %d", id),
+				fmt.Sprintf("DELETE FROM shop.big WHERE id = %d", id),
+				fmt.Sprintf("INSERT IGNORE INTO shop.big VALUES (%d, 'new', 0)", 2*rows+i),
+				fmt.Sprintf("UPDATE IGNORE shop.big SET id = %d WHERE id = %d", 4*rows+i, id),
+			}[rng.IntN(4)]
+			// The statement finishes even when the test stops the
+			// writer (a cut-off statement could commit later).
+			if _, err := db.ExecContext(context.WithoutCancel(ctx), q); err != nil {
+				wrote <- fmt.Errorf("%s: %w", q, err)
+				return
+			}
+			writes.Add(1)
+		}
+		wrote <- nil
+	}()
+	var once sync.Once
+	var werr error
+	end := func() { once.Do(func() { cancel(); werr = <-wrote }) }
+	t.Cleanup(end)
+	return func() int64 {
+		end()
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		return writes.Load()
+	}
+}
+
+// tableLoaded reads the task's "table loaded" log line of shop.<name>:
+// rows and chunks loaded, and how many chunks were read alongside an
+// earlier chunk of the table (loader.schedule).
+func tableLoaded(t *testing.T, lt *lakeTask, name string) (rows, chunks, alongside int) {
+	t.Helper()
+	logs := lt.logs.String()
+	line := `msg="table loaded" component=capture table=shop.` + name + " "
+	i := strings.Index(logs, line)
+	if i < 0 {
+		t.Fatalf("no 'table loaded' line for %s:\n%s", name, logs)
+	}
+	if _, err := fmt.Sscanf(logs[i+len(line):], `rows=%d chunks=%d chunks_read_alongside=%d`, &rows, &chunks, &alongside); err != nil {
+		t.Fatalf("%v: %s", err, logs[i:min(len(logs), i+200)])
+	}
+	return rows, chunks, alongside
+}
+
+// loadOrder returns the ids of the load records of shop.<table> in
+// stream-position order, how many times an id is not above the one before
+// (logged), and how many ids are loaded again.
+func loadOrder(t *testing.T, lt *lakeTask, table string) (ids []int, back, again int) {
+	t.Helper()
+	for _, r := range lt.records(t, table) {
+		if r.meta("operation") == "load" {
+			ids = append(ids, r.id(t))
+		}
+	}
+	seen := map[int]bool{}
+	for i, id := range ids {
+		if i > 0 && id <= ids[i-1] {
+			back++
+			t.Logf("load record %d of %d: key %d after %d", i, len(ids), id, ids[i-1])
+		}
+		if seen[id] {
+			again++
+		}
+		seen[id] = true
+	}
+	return ids, back, again
+}
+
 // TestSplitTable loads one big table with four reader slots: its chunks
 // are read side by side (each first reads where it ends), while a writer
 // changes the table, and the lake is exact.
@@ -491,74 +600,231 @@ func TestSplitTable(t *testing.T) {
 	for _, snapshot := range []string{"auto", "watermark"} {
 		t.Run(snapshot, func(t *testing.T) {
 			t.Parallel()
-			const chunkSize = 250
+			const rows, chunkSize = 10000, 250
 			m := testbed.NewMariaDB(t)
-			if err := m.Exec(t.Context(), "CREATE DATABASE shop", "CREATE TABLE shop.big (id INT PRIMARY KEY, v VARCHAR(40), n INT)",
-				"INSERT INTO shop.big SELECT seq, CONCAT('row ', seq), seq % 97 FROM shop.seq_1_to_10000"); err != nil {
-				t.Fatal(err)
-			}
+			createBig(t, m, rows)
 			lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: 4, snapshot: %s}", chunkSize, snapshot))
-			// A writer of big alone: updates, deletes, inserts and key
-			// changes all over the table.
-			db, err := m.Open("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			ctx, stopWriting := context.WithCancel(t.Context())
-			defer stopWriting()
-			var writes atomic.Int64
-			wrote := make(chan error, 1)
-			go func() {
-				rng := rand.New(rand.NewPCG(11, 7))
-				for i := 0; ctx.Err() == nil; i++ {
-					id := 1 + rng.IntN(10000)
-					q := []string{
-						fmt.Sprintf("UPDATE shop.big SET v = CONCAT(v, '+'), n = n + 1 WHERE id = %d", id),
-						fmt.Sprintf("DELETE FROM shop.big WHERE id = %d", id),
-						fmt.Sprintf("INSERT IGNORE INTO shop.big VALUES (%d, 'new', 0)", 20000+i),
-						fmt.Sprintf("UPDATE IGNORE shop.big SET id = %d WHERE id = %d", 30000+i, id),
-					}[rng.IntN(4)]
-					// The statement finishes even when the test stops the
-					// writer (a cut-off statement could commit later).
-					if _, err := db.ExecContext(context.WithoutCancel(ctx), q); err != nil {
-						wrote <- fmt.Errorf("%s: %w", q, err)
-						return
-					}
-					writes.Add(1)
-				}
-				wrote <- nil
-			}()
+			stopWriting := bigWriter(t, m, rows)
 			lt.start(t)
-			stopWriting()
-			if err := <-wrote; err != nil {
-				t.Fatal(err)
-			}
+			writes := stopWriting()
 			lt.drain(t)
-			rp := lt.replay(t)
-			src, err := capture.ReadTable(t.Context(), lt.cfg.Source.MySQL, "shop", "big")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if mm := lake.Compare(rp.Tables["shop.big"], src); len(mm) > 0 || len(rp.Duplicates) > 0 {
-				t.Fatalf("big: %d mismatches (e.g. %v), %d duplicates", len(mm), mm[:min(3, len(mm))], len(rp.Duplicates))
-			}
-			logs := lt.logs.String()
-			i := strings.Index(logs, `msg="table loaded" component=capture table=shop.big`)
-			if i < 0 {
-				t.Fatalf("no 'table loaded' line for big:\n%s", logs)
-			}
-			var rows, chunks, alongside int
-			if _, err := fmt.Sscanf(logs[i:], `msg="table loaded" component=capture table=shop.big rows=%d chunks=%d chunks_read_alongside=%d`, &rows, &chunks, &alongside); err != nil {
-				t.Fatalf("%v: %s", err, logs[i:i+200])
-			}
-			t.Logf("big: %d rows in %d chunks, %d read alongside an earlier chunk; %d writes", rows, chunks, alongside, writes.Load())
+			assertLakeEquals(t, lt, "big")
+			loaded, chunks, alongside := tableLoaded(t, lt, "big")
+			t.Logf("big: %d rows in %d chunks, %d read alongside an earlier chunk; %d writes", loaded, chunks, alongside, writes)
 			if alongside < chunks/2 {
 				t.Errorf("big: %d of %d chunks were read alongside an earlier one: the table was not split across the readers", alongside, chunks)
 			}
-			if st := captureState(t, lt.cfg.StateDir).Tables["shop.big"]; st.State != capture.StateCompleted || st.LoadRows != uint64(rows) || st.Chunks != uint64(chunks) {
-				t.Errorf("big: checkpoint %s, %d rows in %d chunks; the log says %d in %d", st.State, st.LoadRows, st.Chunks, rows, chunks)
+			if st := captureState(t, lt.cfg.StateDir).Tables["shop.big"]; st.State != capture.StateCompleted || st.LoadRows != uint64(loaded) || st.Chunks != uint64(chunks) {
+				t.Errorf("big: checkpoint %s, %d rows in %d chunks; the log says %d in %d", st.State, st.LoadRows, st.Chunks, loaded, chunks)
 			}
 		})
 	}
+}
+
+// TestSplitTableResumes stops the task while one table's chunks are read
+// side by side (four reader slots, a writer changing the table), with
+// chunks read but not published, and starts it again. The load resumes
+// after the last chunk published: the table's load records, in
+// stream-position order, have rising keys (each run publishes its chunks
+// in key order) but for one step back where the second run starts, which
+// reads again at most the chunk the stop cut short. The checkpoint's
+// counts agree with the lake, and the lake is exact.
+func TestSplitTableResumes(t *testing.T) {
+	for _, snapshot := range []string{"auto", "watermark"} {
+		t.Run(snapshot, func(t *testing.T) {
+			t.Parallel()
+			const rows, chunkSize = 20000, 500
+			m := testbed.NewMariaDB(t)
+			createBig(t, m, rows)
+			lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: 4, snapshot: %s}", chunkSize, snapshot))
+			stopWriting := bigWriter(t, m, rows)
+			progress := func() *capture.TableProgress { return captureState(t, lt.cfg.StateDir).Tables["shop.big"] }
+			// The start key of the chunk reads of the first run.
+			var mu sync.Mutex
+			var starts []int
+			firstRun := true
+			capture.SetChunkReadHook(t, m.Port, func(table capture.TableName, after [][]byte) error {
+				if table.Table == "big" && after != nil {
+					k, err := strconv.Atoi(string(after[0]))
+					mu.Lock()
+					if firstRun {
+						starts = append(starts, k)
+					}
+					mu.Unlock()
+					return err
+				}
+				return nil
+			})
+			lt.run(t)
+			waitUntil(t, 60*time.Second, func() bool {
+				p := progress()
+				return p != nil && (p.Chunks >= 10 || p.State == capture.StateCompleted)
+			})
+			lt.stop()
+			if err := <-lt.done; err != nil {
+				t.Fatalf("task: %v", err)
+			}
+			stopped := *progress()
+			if stopped.State != capture.StateFullLoad || len(stopped.LastKey) == 0 {
+				t.Fatalf("big after the stop: %s, %d chunks, last key %q; want it in the middle of its load", stopped.State, stopped.Chunks, stopped.LastKey)
+			}
+			t.Logf("stopped with big at chunk %d (%d rows, last key %q)", stopped.Chunks, stopped.LoadRows, stopped.LastKey)
+			mu.Lock()
+			firstRun = false
+			lastKey, _ := strconv.Atoi(string(stopped.LastKey[0]))
+			t.Logf("the first run's chunk reads had started after keys up to %d", slices.Max(starts))
+			if slices.Max(starts) <= lastKey {
+				t.Errorf("no chunk read of the first run started after a key past the last one saved (%d; starts %v): none was read ahead of the next to publish", lastKey, starts)
+			}
+			mu.Unlock()
+
+			// The writer stops in the middle of the second run: the
+			// chunks read after that share their snapshot position
+			// (auto), and their order of scheduling orders them.
+			lt.run(t)
+			waitUntil(t, 60*time.Second, func() bool {
+				p := progress()
+				return p.Chunks >= stopped.Chunks+8 || p.State == capture.StateCompleted
+			})
+			writes := stopWriting()
+			if p := progress(); p.State == capture.StateCompleted {
+				t.Fatalf("big was loaded before the writer stopped: no chunk was read on a quiet binlog")
+			}
+			lt.waitLoaded(t)
+			lt.drain(t)
+			assertLakeEquals(t, lt, "big")
+			if !strings.Contains(lt.logs.String(), `msg="full load resumes after the last chunk published" component=capture table=shop.big `) {
+				t.Errorf("the log does not say that big's load resumed")
+			}
+			ids, back, again := loadOrder(t, lt, "big")
+			if back > 1 || again > chunkSize {
+				t.Errorf("big: %d steps back in the keys of its %d load records, %d keys loaded twice: chunks published out of key order, or the load did not resume at its next chunk", back, len(ids), again)
+			}
+			loaded, chunks, alongside := tableLoaded(t, lt, "big")
+			t.Logf("big: %d rows in %d chunks, %d read alongside an earlier chunk after the restart; %d load records, %d keys loaded twice; %d writes", loaded, chunks, alongside, len(ids), again, writes)
+			if alongside == 0 {
+				t.Errorf("big: no chunk was read alongside an earlier one after the restart")
+			}
+			st := progress()
+			if st.State != capture.StateCompleted || st.LoadRows != uint64(loaded) || st.Chunks != uint64(chunks) || st.Chunks <= stopped.Chunks {
+				t.Errorf("big: checkpoint %s, %d rows in %d chunks; the log says %d in %d", st.State, st.LoadRows, st.Chunks, loaded, chunks)
+			}
+			// Every load record is counted but those of a chunk the stop
+			// cut short between its records and its checkpoint.
+			if n := uint64(len(ids)); st.LoadRows > n || n-st.LoadRows > chunkSize {
+				t.Errorf("big: the checkpoint counts %d rows loaded, the lake has %d load records", st.LoadRows, n)
+			}
+		})
+	}
+}
+
+// TestSplitChunkReadFails fails a chunk read of a table split across four
+// readers while the table's later chunks are being read (a test hook,
+// before the chunk's SELECT): they are thrown away with it, so the chunks
+// are still published in key order, once each. "twice": the read fails
+// twice, with a writer changing the table, and the lake is exact.
+// "always": the read fails every time and the table goes to "Table error"
+// after maxChunkFails reads, although its later chunks are read without
+// fault meanwhile; the chunks before it are in the lake, none after it.
+func TestSplitChunkReadFails(t *testing.T) {
+	const rows, chunkSize = 20000, 500
+	const failed = `msg="chunk read failed; reading it again" component=capture table=shop.big `
+	t.Run("twice", func(t *testing.T) {
+		m := testbed.NewMariaDB(t)
+		createBig(t, m, rows)
+		lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: 4}", chunkSize))
+		// The eighth chunk (by start key) fails twice, 100 ms into its read.
+		var mu sync.Mutex
+		var starts []int // the start key of each chunk read, in order
+		target, fails := -1, 0
+		capture.SetChunkReadHook(t, m.Port, func(table capture.TableName, after [][]byte) error {
+			if table.Table != "big" || after == nil {
+				return nil
+			}
+			key, err := strconv.Atoi(string(after[0]))
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			starts = append(starts, key)
+			if target < 0 && len(starts) == 8 {
+				target = key
+			}
+			fail := key == target && fails < 2
+			if fail {
+				fails++
+			}
+			mu.Unlock()
+			if fail {
+				time.Sleep(100 * time.Millisecond) // later chunks are read meanwhile
+				return errors.New("test: the chunk read fails")
+			}
+			return nil
+		})
+		stopWriting := bigWriter(t, m, rows)
+		lt.start(t)
+		writes := stopWriting()
+		lt.drain(t)
+		assertLakeEquals(t, lt, "big")
+		mu.Lock()
+		defer mu.Unlock()
+		if fails != 2 || strings.Count(lt.logs.String(), failed) != 2 {
+			t.Fatalf("%d reads failed by the hook, %d in the log; want 2", fails, strings.Count(lt.logs.String(), failed))
+		}
+		// Chunks after the failing one were started before its read that
+		// worked (its last in starts).
+		last := 0
+		for i, k := range starts {
+			if k == target {
+				last = i
+			}
+		}
+		ahead := 0
+		for _, k := range starts[:last] {
+			if k > target {
+				ahead++
+			}
+		}
+		if ahead == 0 {
+			t.Errorf("no chunk after key %d was read before its chunk's read that worked: the test proves nothing (starts %v)", target, starts)
+		}
+		ids, back, again := loadOrder(t, lt, "big")
+		st := captureState(t, lt.cfg.StateDir).Tables["shop.big"]
+		t.Logf("the chunk after key %d failed twice; %d chunk reads of later chunks started before its read that worked; %d load records, %d writes", target, ahead, len(ids), writes)
+		if back != 0 || again != 0 {
+			t.Errorf("big: %d steps back in the keys of its %d load records, %d keys loaded twice", back, len(ids), again)
+		}
+		if st.State != capture.StateCompleted || st.LoadRows != uint64(len(ids)) {
+			t.Errorf("big: checkpoint %s, %d rows; %d load records in the lake", st.State, st.LoadRows, len(ids))
+		}
+	})
+	t.Run("always", func(t *testing.T) {
+		m := testbed.NewMariaDB(t)
+		createBig(t, m, rows)
+		lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: 4}", chunkSize))
+		// Without writes, the chunks start after 500, 1000, ...: the one
+		// after 5000 fails, 200 ms into its read, when the chunks after it
+		// have been read.
+		capture.SetChunkReadHook(t, m.Port, func(table capture.TableName, after [][]byte) error {
+			if table.Table == "big" && len(after) == 1 && string(after[0]) == "5000" {
+				time.Sleep(200 * time.Millisecond)
+				return errors.New("test: the chunk read fails")
+			}
+			return nil
+		})
+		lt.run(t)
+		progress := func() *capture.TableProgress { return captureState(t, lt.cfg.StateDir).Tables["shop.big"] }
+		waitUntil(t, 30*time.Second, func() bool { p := progress(); return p != nil && p.State == capture.StateError })
+		if p := progress(); !strings.Contains(p.Error, "test: the chunk read fails") {
+			t.Errorf("big: Table error %q", p.Error)
+		}
+		lt.drain(t)
+		if n := strings.Count(lt.logs.String(), failed); n != 4 {
+			t.Errorf("%d failed reads read again, want 4 (the fifth puts the table in Table error)", n)
+		}
+		ids, back, again := loadOrder(t, lt, "big")
+		if len(ids) != 5000 || back != 0 || again != 0 || ids[len(ids)-1] != 5000 {
+			t.Errorf("big: %d load records (%d steps back, %d keys again), want the keys 1 to 5000", len(ids), back, again)
+		}
+	})
 }

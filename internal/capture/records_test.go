@@ -71,13 +71,25 @@ state_dir: %s
 	return lt
 }
 
-// start runs the task and waits until its full load is complete.
-func (lt *lakeTask) start(t *testing.T) {
+// run starts the task; lt.stop stops it, and lt.done has its outcome.
+func (lt *lakeTask) run(t *testing.T) {
 	t.Helper()
 	lt.tk = task.New(lt.cfg, slog.New(slog.NewTextHandler(io.MultiWriter(testLog{t}, &lt.logs), nil)))
 	ctx, stop := context.WithCancel(t.Context())
 	lt.stop, lt.done = stop, make(chan error, 1)
 	go func() { lt.done <- lt.tk.Run(ctx) }()
+}
+
+// start runs the task and waits until its full load is complete.
+func (lt *lakeTask) start(t *testing.T) {
+	t.Helper()
+	lt.run(t)
+	lt.waitLoaded(t)
+}
+
+// waitLoaded waits until the running task's full load is complete.
+func (lt *lakeTask) waitLoaded(t *testing.T) {
+	t.Helper()
 	waitUntil(t, 60*time.Second, func() bool {
 		st := lt.tk.Status()
 		return st.Detail == "Load complete, replication ongoing" || st.Status == task.StatusFailed

@@ -63,6 +63,22 @@ func TestWatermarkSnapshot(t *testing.T) {
 	})
 	lt := newLakeTask(t, m, fmt.Sprintf("full_load: {chunk_size: %d, parallelism: 2, snapshot: watermark, watermark_table: %s}", chunkSize, wm))
 	lt.start(t)
+	// No chunk read holds its snapshot once the load is done: nokey's
+	// stale read, whose rows do not fit in its chunk's channel, is ended
+	// too, not left waiting for a reader.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.INNODB_TRX").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d transactions still open on the source after the load", n)
+			break
+		}
+	}
 	lt.drain(t)
 	checkLoadState(t, lt, chunkSize)
 	assertLakeEqualsShop(t, lt)
