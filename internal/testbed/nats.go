@@ -3,6 +3,7 @@ package testbed
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,18 +33,12 @@ func NewNATSCluster(t testing.TB, n int) []*server.Server {
 	}
 	nodes := make([]*server.Server, n)
 	for i := range nodes {
-		ns, err := server.NewServer(&server.Options{
+		nodes[i] = startNATSNode(t, server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: clients[i],
 			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 			Cluster: server.ClusterOpts{Name: "binlake-test", Host: "127.0.0.1", Port: routes[i]},
 			Routes:  server.RoutesFromStr(strings.Join(urls, ",")),
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		nodes[i] = ns
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	}
 	for _, ns := range nodes {
 		if !ns.ReadyForConnections(30 * time.Second) {
@@ -66,4 +61,39 @@ func NewNATSCluster(t testing.TB, n int) []*server.Server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// natsNodeOpts holds the options each node of NewNATSCluster was started
+// with, for RestartNATSNode.
+var natsNodeOpts sync.Map // *server.Server → server.Options
+
+func startNATSNode(t testing.TB, opts server.Options) *server.Server {
+	t.Helper()
+	o := opts // NewServer fills in defaults in the options it gets
+	ns, err := server.NewServer(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsNodeOpts.Store(ns, opts)
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown(); natsNodeOpts.Delete(ns) })
+	return ns
+}
+
+// RestartNATSNode starts again, on its ports and its store, a node of
+// NewNATSCluster that the test shut down, and returns the new server once
+// it takes connections.
+func RestartNATSNode(t testing.TB, ns *server.Server) *server.Server {
+	t.Helper()
+	opts, ok := natsNodeOpts.Load(ns)
+	if !ok {
+		t.Fatal("RestartNATSNode: not a node of NewNATSCluster")
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	again := startNATSNode(t, opts.(server.Options))
+	if !again.ReadyForConnections(30 * time.Second) {
+		t.Fatalf("nats node %s not ready after a restart", again.Name())
+	}
+	return again
 }

@@ -97,3 +97,89 @@ func TestClusterFailover(t *testing.T) {
 		last[m.Partition] = m.Position
 	}
 }
+
+// TestConsumerWaitsForQuorum opens a partition consumer while two of the
+// three nodes are down, which leaves the cluster without a meta leader: the
+// server answers "JetStream system temporarily unavailable" (or nothing).
+// The consumer waits until the nodes are back instead of failing the
+// deliver worker, and then reads every message once, in order.
+func TestConsumerWaitsForQuorum(t *testing.T) {
+	nodes := testbed.NewNATSCluster(t, 3)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	nc, err := natsjs.Connect(ctx, natsjs.ConnectOptions{URLs: []string{nodes[0].ClientURL()}, Name: "quorum"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	st, err := natsjs.Open(ctx, nc, natsjs.Options{Task: "q", Partitions: 2, Replicas: 3, FileStore: true, MaxAge: time.Hour, MaxBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 200
+	prod := st.Producer()
+	for i := range total {
+		m := &stream.Message{
+			Partition: 0, Table: "s.t", Op: "insert", CommitTime: time.Now(),
+			Position: fmt.Sprintf("0000/0000000001/%016d/1/0000000000/0000000000", i+1),
+			Data:     []byte(fmt.Sprintf(`{"i":%d}`, i)),
+		}
+		if err := prod.Publish(ctx, m); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodes[1].Shutdown()
+	nodes[2].Shutdown()
+	nodes[1].WaitForShutdown()
+	nodes[2].WaitForShutdown()
+
+	type opened struct {
+		c   stream.Consumer
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		c, err := st.PartitionConsumer(ctx, "deliver", 0, time.Minute)
+		done <- opened{c, err}
+	}()
+	select {
+	case o := <-done:
+		t.Fatalf("with two of three nodes down, PartitionConsumer returned at once (err %v); want it to wait for the cluster", o.err)
+	case <-time.After(5 * time.Second):
+	}
+	testbed.RestartNATSNode(t, nodes[1])
+	testbed.RestartNATSNode(t, nodes[2])
+	var o opened
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		t.Fatal("PartitionConsumer did not return after the nodes came back")
+	}
+	if o.err != nil {
+		t.Fatalf("PartitionConsumer after the nodes came back: %v", o.err)
+	}
+	var got []string
+	for len(got) < total {
+		msgs, err := o.c.Fetch(ctx, 1000, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			got = append(got, m.Position)
+		}
+	}
+	if len(got) != total {
+		t.Fatalf("read %d messages, want %d", len(got), total)
+	}
+	for i, pos := range got {
+		if want := fmt.Sprintf("0000/0000000001/%016d/1/0000000000/0000000000", i+1); pos != want {
+			t.Fatalf("message %d is %s, want %s", i, pos, want)
+		}
+	}
+}

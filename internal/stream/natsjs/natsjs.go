@@ -370,8 +370,37 @@ func retriable(err error) bool {
 		errors.Is(err, jetstream.ErrConsumerLeadershipChanged) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrServerShutdown) ||
 		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrNoServers)
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrNoServers) ||
+		clusterBusy(err)
 }
+
+// clusterBusy tells the API errors a JetStream cluster answers while it
+// has no meta leader or the asset's leader is moving (a node went away):
+// "JetStream system temporarily unavailable", "JetStream cluster can not
+// handle request", "incomplete results", and "insufficient resources",
+// which is what creating a replicated consumer gets while the nodes for its
+// replicas are down. Another attempt, once the nodes are back, succeeds.
+func clusterBusy(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case errCodeClusterNotAvailable, errCodeClusterNotLeader, errCodeClusterIncomplete,
+		errCodeInsufficientResources:
+		return true
+	}
+	return false
+}
+
+// The server's error codes (nats-server's errors.json) that nats.go does
+// not name.
+const (
+	errCodeClusterIncomplete     jetstream.ErrorCode = 10004 // JSClusterIncompleteErr
+	errCodeClusterNotAvailable   jetstream.ErrorCode = 10008 // JSClusterNotAvailErr
+	errCodeClusterNotLeader      jetstream.ErrorCode = 10009 // JSClusterNotLeaderErr
+	errCodeInsufficientResources jetstream.ErrorCode = 10023 // JSInsufficientResourcesErr
+)
 
 // pause waits d, or less if ctx ends first (which it does not report:
 // the caller sees ctx itself).
@@ -403,10 +432,39 @@ func (s *Stream) PartitionConsumer(ctx context.Context, name string, partition i
 
 func (s *Stream) openConsumer(ctx context.Context, name, filter string, ackWait time.Duration) (stream.Consumer, error) {
 	c := &consumer{s: s, name: name, filter: filter, ackWait: ackWait, gen: s.disconnects.Load()}
-	if err := c.create(ctx); err != nil {
+	if err := s.retry(ctx, c.create); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// apiTimeout bounds one JetStream API request made through retry.
+const apiTimeout = 5 * time.Second
+
+// retry calls f until it succeeds, fails for a reason another attempt does
+// not cure, or ctx ends; it waits between attempts, longer each time up to
+// two seconds. A cluster that lost a node answers for a few seconds that it
+// is not available.
+func (s *Stream) retry(ctx context.Context, f func(context.Context) error) error {
+	wait, start, warned := 100*time.Millisecond, time.Now(), false
+	for {
+		// An API request the cluster does not answer would otherwise
+		// wait as long as ctx.
+		actx, cancel := context.WithTimeout(ctx, apiTimeout)
+		err := f(actx)
+		cancel()
+		if err == nil || !retriable(err) || ctx.Err() != nil {
+			return err
+		}
+		if !warned && time.Since(start) > 10*time.Second {
+			s.log().Warn("the stream is not available; trying again until it is", "err", err)
+			warned = true
+		}
+		if s.pause(ctx, wait); ctx.Err() != nil {
+			return fmt.Errorf("%w (the stream was not available: %v)", ctx.Err(), err)
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 type consumer struct {
@@ -701,7 +759,11 @@ func (c *consumer) decode(msg jetstream.Msg) (stream.Part, error) {
 }
 
 func (c *consumer) Pending(ctx context.Context) (uint64, error) {
-	info, err := c.c.Info(ctx)
+	var info *jetstream.ConsumerInfo
+	err := c.s.retry(ctx, func(ctx context.Context) (err error) {
+		info, err = c.c.Info(ctx)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("consumer info: %w", err)
 	}
