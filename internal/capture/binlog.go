@@ -92,6 +92,9 @@ func (tx *txn) setDefined(table string, v bool) {
 // tables toLoad on the way (load.go); initial tells that they are the task's
 // own full load rather than reloads.
 func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial bool) error {
+	if err := c.followFailover(ctx); err != nil {
+		return err
+	}
 	my := c.cfg.Source.MySQL
 	cfg := replication.BinlogSyncerConfig{
 		ServerID:                my.ServerID,

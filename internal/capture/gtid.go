@@ -58,6 +58,39 @@ func (s *source) executedGTIDSet(ctx context.Context) (string, error) {
 	return g, err
 }
 
+// followFailover runs before every reading of the binlog, the first and
+// each one after a lost connection. A fail-over behind the address binlake
+// reads (a moved virtual IP, a DNS name, a cloud database's endpoint) shows
+// as another server_id: the checkpoint's binlog file and position mean
+// nothing on the new server, and CDC resumes after the GTID set of what it
+// has published, one epoch up, as a start on another server does. Without a
+// GTID set it cannot resume, and says what to do.
+func (c *Capture) followFailover(ctx context.Context) error {
+	var id uint32
+	if err := c.src.db.QueryRowContext(ctx, "SELECT @@server_id").Scan(&id); err != nil {
+		return sourceLost(fmt.Errorf("reading the source's server_id: %w", err))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := &c.state
+	prev := st.ServerID
+	if prev == 0 || id == prev {
+		return nil
+	}
+	if st.GTIDSet == "" {
+		return fmt.Errorf("the source is now server_id %d, but CDC was reading server_id %d without a GTID set (a fail-over?): "+
+			"its binlog position %s:%d means nothing on the new server; point source.mysql back at server_id %d, "+
+			"or run `binlake run --resnapshot` to load every table again (and turn GTIDs on, gtid_mode=ON on MySQL, so that the next fail-over is followed)",
+			id, prev, st.BinlogFile, st.BinlogPos, prev)
+	}
+	c.log.Warn("the source is another server than the one CDC was reading (a fail-over?): CDC resumes after the GTID set it has published, one epoch up",
+		"server_id", id, "was_server_id", prev, "gtid_set", st.GTIDSet, "epoch", st.Epoch+1)
+	st.Epoch++
+	st.BinlogFile, st.BinlogPos, st.ServerID = "", 0, id
+	c.src.serverID = id
+	return nil
+}
+
 // binlogFiles lists the binlog files the source still has, oldest first.
 func (s *source) binlogFiles(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, "SHOW BINARY LOGS")

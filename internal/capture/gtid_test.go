@@ -158,13 +158,7 @@ func TestResnapshotAfterPurge(t *testing.T) {
 // the changes made on the old primary after the stop are there once, those
 // before it are not there twice.
 func TestFailoverByGTID(t *testing.T) {
-	primary := testbed.NewMariaDB(t)
-	replica := testbed.NewMariaDBWith(t, "--server-id=2", "--log-slave-updates")
-	if err := replica.Exec(t.Context(), fmt.Sprintf(
-		"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos", primary.Port),
-		"START SLAVE"); err != nil {
-		t.Fatal(err)
-	}
+	primary, replica := primaryAndReplica(t)
 	if err := primary.Exec(t.Context(), "CREATE DATABASE shop",
 		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
 		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_200"); err != nil {
@@ -188,27 +182,8 @@ func TestFailoverByGTID(t *testing.T) {
 		"DELETE FROM shop.items WHERE id BETWEEN 40 AND 44", "INSERT INTO shop.items VALUES (500, 'late')"); err != nil {
 		t.Fatal(err)
 	}
-	var gtid string
-	db, err := primary.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.QueryRowContext(t.Context(), "SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
-		t.Fatal(err)
-	}
-	rdb, err := replica.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	var waited int
-	if err := rdb.QueryRowContext(t.Context(), "SELECT MASTER_GTID_WAIT(?, 30)", gtid).Scan(&waited); err != nil || waited != 0 {
-		t.Fatalf("replica did not catch up with %s: %d %v", gtid, waited, err)
-	}
-	// Promotion, and writes on the new primary.
-	if err := replica.Exec(t.Context(), "STOP SLAVE", "RESET SLAVE ALL",
-		"UPDATE shop.items SET v = 'new primary' WHERE id BETWEEN 100 AND 109", "INSERT INTO shop.items VALUES (600, 'r')"); err != nil {
+	promote(t, primary, replica)
+	if err := replica.Exec(t.Context(), "UPDATE shop.items SET v = 'new primary' WHERE id BETWEEN 100 AND 109", "INSERT INTO shop.items VALUES (600, 'r')"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -235,6 +210,112 @@ func TestFailoverByGTID(t *testing.T) {
 	}
 	if late != 11 {
 		t.Errorf("%d records of the old primary's last changes, want 11 (10 updates, 1 insert), each once", late)
+	}
+}
+
+// primaryAndReplica starts a MariaDB primary (server_id 1) and a replica
+// (server_id 2) that replicates it by GTID and logs what it applies, in
+// binlog files of other names and offsets than the primary's, as two
+// servers' binlogs are.
+func primaryAndReplica(t *testing.T) (primary, replica *testbed.MariaDB) {
+	t.Helper()
+	primary = testbed.NewMariaDB(t)
+	replica = testbed.NewMariaDBWith(t, "--server-id=2", "--log-slave-updates")
+	if err := replica.Exec(t.Context(), fmt.Sprintf(
+		"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos", primary.Port),
+		"START SLAVE", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	return primary, replica
+}
+
+// promote waits until the replica has applied everything the primary
+// logged, and makes it a primary.
+func promote(t *testing.T, primary, replica *testbed.MariaDB) {
+	t.Helper()
+	var gtid string
+	db, err := primary.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRowContext(t.Context(), "SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := replica.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	var waited int
+	if err := rdb.QueryRowContext(t.Context(), "SELECT MASTER_GTID_WAIT(?, 30)", gtid).Scan(&waited); err != nil || waited != 0 {
+		t.Fatalf("replica did not catch up with %s: %d %v", gtid, waited, err)
+	}
+	if err := replica.Exec(t.Context(), "STOP SLAVE", "RESET SLAVE ALL"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailoverWhileRunning: binlake reads a primary through an address that
+// moves to the promoted replica while binlake runs (a proxy standing for a
+// virtual IP or a database endpoint's DNS name), as writes go on. On the
+// reconnection binlake sees another server_id and resumes after the GTID
+// set it has published, one epoch up, without a restart: the lake equals
+// the new primary, nothing twice, and what was read on the new primary is
+// at the higher epoch. Without following the fail-over it would read the
+// new server's binlog at the old one's file and offset.
+func TestFailoverWhileRunning(t *testing.T) {
+	primary, replica := primaryAndReplica(t)
+	if err := primary.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_200"); err != nil {
+		t.Fatal(err)
+	}
+	vip := testbed.NewTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", primary.Port))
+	lt := newLakeTask(t, primary, "")
+	lt.cfg.Source.MySQL.Port = vip.Port
+	lt.start(t)
+	for i := range 20 {
+		if err := primary.Exec(t.Context(), fmt.Sprintf("UPDATE shop.items SET v = 'p%d' WHERE id = %d", i, i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 60*time.Second, func() bool { return lt.tk.Status().SourcePosition == primary.BinlogEnd(t) })
+	before := lt.tk.Status()
+	if err := primary.Exec(t.Context(), "UPDATE shop.items SET v = 'late' WHERE id BETWEEN 30 AND 39",
+		"DELETE FROM shop.items WHERE id BETWEEN 40 AND 44", "INSERT INTO shop.items VALUES (500, 'late')"); err != nil {
+		t.Fatal(err)
+	}
+	promote(t, primary, replica)
+	vip.Switch(fmt.Sprintf("127.0.0.1:%d", replica.Port))
+	if err := replica.Exec(t.Context(), "UPDATE shop.items SET v = 'new primary' WHERE id BETWEEN 100 AND 109",
+		"INSERT INTO shop.items VALUES (600, 'r')", "DELETE FROM shop.items WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	lt.m = replica
+	lt.drain(t)
+	if st := lt.tk.Status(); st.Status == task.StatusFailed {
+		t.Fatalf("the task failed at the fail-over: %s", st.Reason)
+	}
+	compareShop(t, lt, "items")
+	after := captureState(t, lt.cfg.StateDir)
+	if after.ServerID != 2 || after.Epoch != 1 {
+		t.Errorf("after the fail-over: server_id %d, epoch %d; want server 2 at epoch 1 (source position before: %s)", after.ServerID, after.Epoch, before.SourcePosition)
+	}
+	var onNew int
+	for _, r := range lt.records(t, "items") {
+		if strings.Contains(r.line, `"new primary"`) || strings.Contains(r.line, `"r"`) {
+			onNew++
+			if pos, err := change.ParsePosition(r.meta("stream-position")); err != nil || pos.Epoch != 1 {
+				t.Errorf("a change made on the new primary at %s, want epoch 1", r.meta("stream-position"))
+			}
+		}
+	}
+	if onNew != 11 {
+		t.Errorf("%d records of the changes made on the new primary, want 11 (10 updates, 1 insert)", onNew)
+	}
+	if !strings.Contains(lt.logs.String(), "a fail-over?") {
+		t.Errorf("no warning about the fail-over in the log")
 	}
 }
 

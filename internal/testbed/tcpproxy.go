@@ -37,6 +37,22 @@ func NewTCPProxy(t testing.TB, upstream string) *TCPProxy {
 	return p
 }
 
+// Switch sends new connections to upstream from now on and closes the open
+// ones, as a virtual IP or DNS name moved to another server after a
+// fail-over.
+func (p *TCPProxy) Switch(upstream string) {
+	p.mu.Lock()
+	p.upstream = upstream
+	conns := p.conns
+	if conns != nil {
+		p.conns = []net.Conn{}
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 // Addr is the proxy's address.
 func (p *TCPProxy) Addr() string { return fmt.Sprintf("127.0.0.1:%d", p.Port) }
 
@@ -81,13 +97,16 @@ func (p *TCPProxy) serve(c net.Conn) {
 		c.Close()
 		return
 	}
-	up, err := net.Dial("tcp", p.upstream)
+	p.mu.Lock()
+	upstream := p.upstream
+	p.mu.Unlock()
+	up, err := net.Dial("tcp", upstream)
 	if err != nil {
 		c.Close()
 		return
 	}
 	p.mu.Lock()
-	if p.conns == nil {
+	if p.conns == nil || p.upstream != upstream { // closed, or switched while dialling
 		p.mu.Unlock()
 		c.Close()
 		up.Close()
