@@ -239,6 +239,12 @@ func runOne(ctx context.Context, cfg *config.Config, log *slog.Logger, progress 
 			return err
 		}
 		srv.RequireToken(cfg.HTTP.Token)
+		if cfg.HTTP.UsesTLS() {
+			if err := srv.UseTLS(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey, cfg.HTTP.TLSClientCA); err != nil {
+				srv.Close()
+				return err
+			}
+		}
 		go func() {
 			if err := srv.Serve(); err != nil {
 				log.Error("http server", "err", err)
@@ -249,9 +255,9 @@ func runOne(ctx context.Context, cfg *config.Config, log *slog.Logger, progress 
 			defer cancel()
 			srv.Shutdown(ctx)
 		}()
-		log.Info("http api listening", "console", "http://"+srv.Addr()+"/", "status", "http://"+srv.Addr()+"/api/v1/status", "metrics", "http://"+srv.Addr()+"/metrics")
+		log.Info("http api listening", "console", srv.URL()+"/", "status", srv.URL()+"/api/v1/status", "metrics", srv.URL()+"/metrics")
 		if live {
-			fmt.Fprintf(progress, "console http://%s/ · metrics http://%s/metrics\n", srv.Addr(), srv.Addr())
+			fmt.Fprintf(progress, "console %s/ · metrics %s/metrics\n", srv.URL(), srv.URL())
 		}
 	}
 	if progress != nil {

@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +33,13 @@ type apiFlags struct {
 	token   string
 	timeout time.Duration
 	json    bool
+	// TLS: authorities to trust besides the system's, and a client
+	// certificate for an API that asks for one.
+	cacert, cert, key string
+	// pin, with --config and no --cacert, is the task's http.tls_cert: the
+	// API must present that very certificate, whatever names it holds (the
+	// URL's host is the loopback address when http.listen is a wildcard).
+	pin string
 }
 
 func (f *apiFlags) register(cmd *cobra.Command) {
@@ -37,6 +48,63 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.token, "token", "", "bearer token of the API (the task's http.token; default: the one in --config, else $BINLAKE_API_TOKEN)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the API")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
+	cmd.Flags().StringVar(&f.cacert, "cacert", "", "PEM file of authorities (or the certificate itself) to trust for an https:// API, besides the system's (default with --config: its http.tls_cert)")
+	cmd.Flags().StringVar(&f.cert, "cert", "", "PEM file of a client certificate, for an API with http.tls_client_ca")
+	cmd.Flags().StringVar(&f.key, "key", "", "PEM file of the client certificate's key")
+}
+
+// client is the HTTP client for the API, trusting --cacert and presenting
+// --cert.
+func (f *apiFlags) client() (*http.Client, error) {
+	if f.cacert == "" && f.cert == "" && f.key == "" && f.pin == "" {
+		return http.DefaultClient, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.pin != "" {
+		pemBytes, err := os.ReadFile(f.pin)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls_cert: %w", err)
+		}
+		block, _ := pem.Decode(pemBytes)
+		if block == nil || block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("http.tls_cert %s: no PEM certificate in it", f.pin)
+		}
+		want := block.Bytes
+		cfg.InsecureSkipVerify = true // replaced by the comparison below
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || !bytes.Equal(raw[0], want) {
+				return fmt.Errorf("the API presented another certificate than the task's http.tls_cert %s (give --cacert to verify it against authorities instead)", f.pin)
+			}
+			return nil
+		}
+	}
+	if f.cacert != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(f.cacert)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--cacert: %w", err)}
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageError{fmt.Errorf("--cacert %s: no PEM certificate in it", f.cacert)}
+		}
+		cfg.RootCAs = pool
+	}
+	if (f.cert == "") != (f.key == "") {
+		return nil, usageError{errors.New("give --cert and --key together")}
+	}
+	if f.cert != "" {
+		c, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--cert %s and --key %s: %w", f.cert, f.key, err)}
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &http.Client{Transport: tr}, nil
 }
 
 // base returns the API's base URL, without a trailing '/'.
@@ -55,7 +123,13 @@ func (f *apiFlags) base() (string, error) {
 		if cfg.HTTP.Listen == "" {
 			return "", usageError{fmt.Errorf("%s sets no http.listen, so its task serves no API: set http.listen (e.g. 127.0.0.1:8080) and restart the task, or give --url", f.config)}
 		}
-		return listenURL(cfg.HTTP.Listen)
+		if !cfg.HTTP.UsesTLS() {
+			return listenURL(cfg.HTTP.Listen, "http")
+		}
+		if f.cacert == "" {
+			f.pin = cfg.HTTP.TLSCert
+		}
+		return listenURL(cfg.HTTP.Listen, "https")
 	case f.url != "":
 		u, err := url.Parse(f.url)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -68,7 +142,7 @@ func (f *apiFlags) base() (string, error) {
 
 // listenURL turns an http.listen address into a URL to reach it from this
 // machine: a wildcard or missing host becomes the loopback address.
-func listenURL(listen string) (string, error) {
+func listenURL(listen, scheme string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", usageError{fmt.Errorf("http.listen %q: %w", listen, err)}
@@ -79,7 +153,7 @@ func listenURL(listen string) (string, error) {
 	case "::":
 		host = "::1"
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 // get reads path from the API into v and returns the body as it came.
@@ -97,7 +171,11 @@ func (f *apiFlags) get(ctx context.Context, base, path string, v any) ([]byte, e
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("reading the task's API (is binlake run going, with http.listen at %s?): %w", base, err)
 	}
@@ -107,6 +185,10 @@ func (f *apiFlags) get(ctx context.Context, base, path string, v any) ([]byte, e
 		return nil, fmt.Errorf("reading %s: %w", base+path, err)
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && strings.Contains(e.Error, "client certificate") {
+			return nil, fmt.Errorf("GET %s: %s: give --cert and --key", base+path, e.Error)
+		}
 		if tok == "" {
 			return nil, fmt.Errorf("GET %s: the API requires a token: give --token (the task's http.token), --config, or set BINLAKE_API_TOKEN", base+path)
 		}

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/binlake/binlake/internal/server"
+	"github.com/binlake/binlake/internal/testbed"
 )
 
 func TestStatusAndTablesToken(t *testing.T) {
@@ -62,5 +64,75 @@ func TestStatusAndTablesToken(t *testing.T) {
 	t.Setenv("BINLAKE_API_TOKEN", "tok-123")
 	if code, _, stderr := runCLI("tables", "--url", url, "--json"); code != 0 {
 		t.Errorf("tables with BINLAKE_API_TOKEN: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestStatusOverTLS: status and tables reach an API served over HTTPS:
+// with --config (the task's own certificate, whatever names it holds, is
+// what the API must present), with --url and --cacert, and with a client
+// certificate when the API asks for one.
+func TestStatusOverTLS(t *testing.T) {
+	t.Setenv("BINLAKE_API_TOKEN", "")
+	c := testbed.NewCerts(t, "binlake.example") // not the address the CLI dials
+	s, err := server.Listen("127.0.0.1:0", &fixedSource{st: sampleStatus()}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseTLS(c.ServerCert, c.ServerKey, c.CA); err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	dir := t.TempDir()
+	_, port, _ := net.SplitHostPort(s.Addr())
+	yml := "task: shop\nsource: {mysql: {host: 127.0.0.1, port: 3306, user: root}}\ntables: [{include: \"shop.%\"}]\n" +
+		"target: file://" + dir + "/lake\nstate_dir: " + dir + "/state\n" +
+		"http: {listen: \"0.0.0.0:" + port + "\", tls_cert: " + c.ServerCert + ", tls_key: " + c.ServerKey + ", tls_client_ca: " + c.CA + "}\n"
+	path := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withCert := []string{"--cert", c.ClientCert, "--key", c.ClientKey}
+	if code, stdout, stderr := runCLI(append([]string{"status", "--config", path}, withCert...)...); code != 0 || !strings.Contains(stdout, "shop.items") {
+		t.Errorf("status --config over TLS: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI("status", "--config", path); code != 1 || !strings.Contains(stderr, "client certificate") {
+		t.Errorf("status --config without a client certificate: exit %d, stderr %q, want the API's reason", code, stderr)
+	}
+	// --url: the certificate is for binlake.example, not 127.0.0.1, so
+	// verifying it against the authority fails on the name...
+	url := "https://" + s.Addr()
+	if code, _, stderr := runCLI(append([]string{"tables", "--url", url, "--cacert", c.CA}, withCert...)...); code != 1 || !strings.Contains(stderr, "cannot validate certificate for 127.0.0.1") {
+		t.Errorf("tables --url with a certificate for another name: exit %d, stderr %q", code, stderr)
+	}
+	// ...and without --cacert the system's authorities do not know it.
+	if code, _, stderr := runCLI(append([]string{"tables", "--url", url}, withCert...)...); code != 1 || !strings.Contains(stderr, "certificate") {
+		t.Errorf("tables --url without --cacert: exit %d, stderr %q", code, stderr)
+	}
+	// A config whose http.tls_cert is another certificate than the API's.
+	other := testbed.NewCerts(t, "127.0.0.1")
+	// --url and --cacert with a certificate for the address dialled.
+	s2, err := server.Listen("127.0.0.1:0", &fixedSource{st: sampleStatus()}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.UseTLS(other.ServerCert, other.ServerKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	go s2.Serve()
+	defer s2.Shutdown(context.Background())
+	if code, stdout, stderr := runCLI("tables", "--url", s2.URL(), "--cacert", other.CA); code != 0 || !strings.Contains(stdout, "shop.items") {
+		t.Errorf("tables --url https --cacert: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	wrong := strings.Replace(yml, "tls_cert: "+c.ServerCert, "tls_cert: "+other.ServerCert, 1)
+	if err := os.WriteFile(path, []byte(wrong), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(append([]string{"status", "--config", path}, withCert...)...); code != 1 || !strings.Contains(stderr, "another certificate") {
+		t.Errorf("status --config with another certificate: exit %d, stderr %q", code, stderr)
 	}
 }

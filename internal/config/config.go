@@ -290,7 +290,18 @@ type HTTP struct {
 	// /readyz requires (Authorization: Bearer <token>).
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+	// TLSCert and TLSKey are PEM files of the server's certificate (its
+	// chain after it) and key: the API is then served over HTTPS only. The
+	// files are read again when they change, so a renewed certificate is
+	// served without a restart. TLSClientCA, a PEM file of authorities,
+	// makes the server require a client certificate one of them signed.
+	TLSCert     string `yaml:"tls_cert"`
+	TLSKey      string `yaml:"tls_key"`
+	TLSClientCA string `yaml:"tls_client_ca"`
 }
+
+// UsesTLS tells whether the API is served over HTTPS.
+func (h HTTP) UsesTLS() bool { return h.TLSCert != "" }
 
 // Log configures logging.
 type Log struct {

@@ -761,3 +761,26 @@ func TestBatchRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPTLSConfig: the http.tls_* keys go together and need http.listen.
+func TestHTTPTLSConfig(t *testing.T) {
+	base := "task: t\nsource: {mysql: {host: h, user: u}}\ntables: [{include: \"s.%\"}]\ntarget: file:///tmp/l\nstate_dir: /tmp/s\n"
+	for _, tc := range []struct{ http, want string }{
+		{"{listen: \":8443\", tls_cert: c.pem, tls_key: k.pem}", ""},
+		{"{listen: \":8443\", tls_cert: c.pem, tls_key: k.pem, tls_client_ca: ca.pem}", ""},
+		{"{listen: \":8443\", tls_cert: c.pem}", "http.tls_cert: and http.tls_key must be given together"},
+		{"{listen: \":8443\", tls_key: k.pem}", "http.tls_cert: and http.tls_key must be given together"},
+		{"{listen: \":8443\", tls_client_ca: ca.pem}", "http.tls_client_ca: needs http.tls_cert and http.tls_key"},
+		{"{tls_cert: c.pem, tls_key: k.pem}", "http.tls_cert: is set but http.listen is not"},
+	} {
+		c, err := Parse([]byte(base + "http: " + tc.http + "\n"))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("http: %s: %v", tc.http, err)
+		case tc.want == "" && !c.HTTP.UsesTLS():
+			t.Errorf("http: %s: UsesTLS false", tc.http)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("http: %s: %v, want %q", tc.http, err, tc.want)
+		}
+	}
+}

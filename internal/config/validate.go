@@ -130,6 +130,16 @@ func (c *Config) validate() []*FieldError {
 			ps.add("http.token", "must not contain spaces or control characters (it is sent as Authorization: Bearer <token>)")
 		}
 	}
+	if h := c.HTTP; h.TLSCert != "" || h.TLSKey != "" || h.TLSClientCA != "" {
+		switch {
+		case h.Listen == "":
+			ps.add("http.tls_cert", "is set but http.listen is not, so there is no API to serve over TLS; set http.listen or remove the http.tls_* keys")
+		case (h.TLSCert == "") != (h.TLSKey == ""):
+			ps.add("http.tls_cert", "and http.tls_key must be given together (PEM files of the server's certificate and its key)")
+		case h.TLSClientCA != "" && h.TLSCert == "":
+			ps.add("http.tls_client_ca", "needs http.tls_cert and http.tls_key: client certificates are asked for over TLS only")
+		}
+	}
 	ps.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	ps.oneOf("log.format", c.Log.Format, "text", "json")
 	return ps

@@ -40,6 +40,10 @@ type Server struct {
 	srv   *http.Server
 	ln    net.Listener
 	token []byte // sha256 of the bearer token; nil: no token required
+	// scheme is "https" after UseTLS; clientCert tells that requests need
+	// a client certificate.
+	scheme     string
+	clientCert bool
 }
 
 // RequireToken makes every endpoint but /healthz, /readyz and the console
@@ -59,6 +63,9 @@ func (s *Server) RequireToken(token string) {
 // authorize wraps next with the bearer-token check.
 func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.requireClientCert(w, r) {
+			return
+		}
 		if s.token == nil || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || (r.URL.Path == "/" && r.Method == http.MethodGet) {
 			next.ServeHTTP(w, r)
 			return
@@ -83,7 +90,7 @@ func Listen(addr string, src StatusSource, metrics prometheus.Gatherer, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
 	}
-	s := &Server{src: src, log: log, ln: ln}
+	s := &Server{src: src, log: log, ln: ln, scheme: "http"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("GET /api/v1/tables", s.tables)
@@ -105,12 +112,17 @@ func Listen(addr string, src StatusSource, metrics prometheus.Gatherer, log *slo
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'")
 		w.Write(console)
 	})
-	s.srv = &http.Server{Handler: s.authorize(mux), ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.authorize(mux), ReadHeaderTimeout: 10 * time.Second,
+		// Failed TLS handshakes and the like, in the task's log.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo)}
 	return s, nil
 }
 
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the server's base URL, http:// or https://, without a trailing '/'.
+func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
 
 // Serve answers until Shutdown.
 func (s *Server) Serve() error {
@@ -120,6 +132,9 @@ func (s *Server) Serve() error {
 	}
 	return err
 }
+
+// Close releases the listener of a server that was never served.
+func (s *Server) Close() error { return s.ln.Close() }
 
 // Shutdown stops the server.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
