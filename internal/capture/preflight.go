@@ -99,6 +99,11 @@ func (s *source) preflight(ctx context.Context, cfg *config.Config) []Finding {
 	my := cfg.Source.MySQL
 	out := []Finding{{Check: "source", Level: LevelOK,
 		Detail: fmt.Sprintf("connected to %s at %s:%d as %s, server_id %d", s.version, my.Host, my.Port, my.User, s.serverID)}}
+	if s.detected != "" && s.detected != s.flavor {
+		out = append(out, Finding{Check: "flavor", Level: LevelWarn,
+			Detail: fmt.Sprintf("source.mysql.flavor is %s, but the server's version %q reads as %s: binlake speaks %s's binlog protocol, GTIDs and SQL, as configured", s.flavor, s.version, s.detected, s.flavor),
+			Fix:    "remove source.mysql.flavor (or set it to auto) unless something in front of the server reports another version than the server's own"})
+	}
 	// Every task reads the binlog: CDC does, and so does the full load,
 	// whose chunks the binlog reader merges with the changes (load.go).
 	out = append(out, s.checkBinlogSettings(ctx)...)

@@ -21,6 +21,9 @@ import (
 type source struct {
 	db       *sql.DB
 	flavor   string // "mysql" or "mariadb"
+	// detected is the flavor VERSION() tells when source.mysql.flavor set
+	// flavor; "" with flavor auto.
+	detected string
 	version  string
 	serverID uint32
 	charsets map[uint64]string // collation id → character set
@@ -56,6 +59,12 @@ func openSource(ctx context.Context, c config.MySQL) (*source, error) {
 	if err := s.inspect(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if f := c.Flavor; f == "mysql" || f == "mariadb" {
+		// Configured: it wins over VERSION() (a proxy in front of the
+		// server may report another version); preflight warns when they
+		// disagree.
+		s.detected, s.flavor = s.flavor, f
 	}
 	return s, nil
 }

@@ -114,6 +114,29 @@ func TestCheckGoodSource(t *testing.T) {
 		r.expect(t, "binlog retention", "OK", "never purged")
 	})
 
+	t.Run("flavor", func(t *testing.T) {
+		b, err := os.ReadFile(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ flavor, level string }{{"mariadb", "OK"}, {"mysql", "WARN"}} {
+			path := filepath.Join(t.TempDir(), "binlake.yml")
+			yml := strings.Replace(string(b), "connect_timeout: 5s", "connect_timeout: 5s, flavor: "+tc.flavor, 1)
+			if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := runCheck(t, path)
+			r.wantCode(t, 0)
+			if tc.level == "OK" {
+				if strings.Contains(r.out, "source.mysql.flavor") {
+					t.Errorf("flavor: mariadb on MariaDB: %s", r.out)
+				}
+				continue
+			}
+			r.expect(t, "flavor", "WARN", "source.mysql.flavor is mysql", "reads as mariadb", "Fix: remove source.mysql.flavor")
+		}
+	})
+
 	t.Run("row image not FULL", func(t *testing.T) {
 		set(t, m, "SET GLOBAL binlog_row_image = MINIMAL", "SET GLOBAL binlog_row_image = FULL")
 		r := runCheck(t, good)
