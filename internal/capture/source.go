@@ -19,8 +19,8 @@ import (
 // source is the SQL side of the MySQL/MariaDB connection: settings checks,
 // table metadata and full-load reads.
 type source struct {
-	db       *sql.DB
-	flavor   string // "mysql" or "mariadb"
+	db     *sql.DB
+	flavor string // "mysql" or "mariadb"
 	// detected is the flavor VERSION() tells when source.mysql.flavor set
 	// flavor; "" with flavor auto.
 	detected string
