@@ -349,6 +349,9 @@ type Unbatcher struct {
 	// Batches and Records count the batch messages split and the records
 	// they held (tests).
 	Batches, Records uint64
+	// messages and records count every message fetched and the records
+	// they held (a message that is no batch holds one).
+	messages, records uint64
 }
 
 var _ Consumer = (*Unbatcher)(nil)
@@ -365,9 +368,11 @@ func (u *Unbatcher) Fetch(ctx context.Context, max int, wait time.Duration) ([]*
 		return nil, err
 	}
 	if len(u.held) == 0 {
-		got, err := u.inner.Fetch(ctx, max, wait)
+		got, err := u.inner.Fetch(ctx, u.messagesFor(max), wait)
+		u.messages += uint64(len(got))
 		for _, d := range got {
 			if d.Op != OpBatch {
+				u.records++
 				u.held = append(u.held, d)
 				continue
 			}
@@ -377,6 +382,7 @@ func (u *Unbatcher) Fetch(ctx context.Context, max int, wait time.Duration) ([]*
 			}
 			u.Batches++
 			u.Records += uint64(len(recs))
+			u.records += uint64(len(recs))
 			u.held = append(u.held, splitAck(d, recs)...)
 		}
 		if err != nil {
@@ -390,6 +396,19 @@ func (u *Unbatcher) Fetch(ctx context.Context, max int, wait time.Duration) ([]*
 	out := u.held[:k:k]
 	u.held = u.held[k:]
 	return out, nil
+}
+
+// messagesFor is how many stream messages to fetch for about n records:
+// n divided by the records a message has held on average, a few until a
+// message came. Fetching n messages would, with batches of hundreds of
+// records, decode hundreds of times more records than asked for and hold
+// them all (hundreds of MiB in a catch-up).
+func (u *Unbatcher) messagesFor(n int) int {
+	if u.messages == 0 {
+		return min(n, 8)
+	}
+	per := max(u.records/u.messages, 1)
+	return int(min(uint64(n), (uint64(n)+per-1)/per))
 }
 
 // splitAck returns the records of batch d, each acknowledged on its own;

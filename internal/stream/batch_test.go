@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
@@ -40,5 +41,93 @@ func TestBatchCompressed(t *testing.T) {
 	b.Data = b.Data[:len(b.Data)-3]
 	if _, err := DecodeBatch(b); err == nil {
 		t.Error("a damaged batch decoded")
+	}
+}
+
+// batchQueue is a Consumer handing out batch messages of 100 records each,
+// recording how many messages each Fetch asked for.
+type batchQueue struct {
+	batches []*Message
+	asked   []int
+}
+
+func (q *batchQueue) Fetch(_ context.Context, max int, _ time.Duration) ([]*Delivered, error) {
+	q.asked = append(q.asked, max)
+	var out []*Delivered
+	for len(out) < max && len(q.batches) > 0 {
+		out = append(out, NewDelivered(*q.batches[0], uint64(len(q.asked)), func(context.Context) error { return nil }))
+		q.batches = q.batches[1:]
+	}
+	return out, nil
+}
+
+func (q *batchQueue) Pending(context.Context) (uint64, error) { return uint64(len(q.batches)), nil }
+func (q *batchQueue) Close() error                            { return nil }
+
+// TestUnbatcherFetchesWhatItHandsOut: asked for 1000 records, the
+// Unbatcher fetches about 1000 records' worth of batches once it knows
+// their size, not 1000 batches (100,000 records decoded and held), and
+// hands out every record once, in order.
+func TestUnbatcherFetchesWhatItHandsOut(t *testing.T) {
+	q := &batchQueue{}
+	n := 0
+	for range 50 {
+		var msgs []*Message
+		for range 100 {
+			n++
+			msgs = append(msgs, &Message{Table: "s.t", Op: "insert", Position: fmt.Sprintf("%016d", n), Data: []byte(`{}`)})
+		}
+		q.batches = append(q.batches, EncodeBatch(msgs))
+	}
+	u := NewUnbatcher(q)
+	var got []string
+	for {
+		recs, err := u.Fetch(t.Context(), 1000, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			got = append(got, r.Position)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d records handed out, want %d", len(got), n)
+	}
+	for i, p := range got {
+		if want := fmt.Sprintf("%016d", i+1); p != want {
+			t.Fatalf("record %d is %s, want %s", i, p, want)
+		}
+	}
+	// The first fetch knows nothing of the messages' size and asks for a
+	// few; every later one asks for 10 batches of 100 records.
+	if len(q.asked) < 2 || q.asked[0] != 8 {
+		t.Fatalf("fetches asked for %v messages, want 8 first", q.asked)
+	}
+	for i, a := range q.asked[1:] {
+		if a != 10 {
+			t.Fatalf("fetch %d asked for %d messages, want 10 (asked: %v)", i+2, a, q.asked)
+		}
+	}
+
+	// Messages that are no batches: asked for as many as records.
+	q = &batchQueue{}
+	for i := range 30 {
+		q.batches = append(q.batches, &Message{Table: "s.t", Op: "insert", Position: fmt.Sprintf("%016d", i+1), Data: []byte(`{}`)})
+	}
+	u = NewUnbatcher(q)
+	for {
+		recs, err := u.Fetch(t.Context(), 20, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+	}
+	if want := []int{8, 20, 20, 20}; !reflect.DeepEqual(q.asked, want) {
+		t.Errorf("plain messages: fetches asked for %v, want %v", q.asked, want)
 	}
 }
