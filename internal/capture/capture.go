@@ -210,7 +210,17 @@ func (c *Capture) Run(ctx context.Context) error {
 	c.src = src
 	findings := src.preflight(ctx, c.cfg)
 	if bad := failed(findings); len(bad) > 0 {
-		return &FailedError{Version: src.version, Findings: bad}
+		resnapped, err := c.resnapshotWhenLost(bad)
+		if err != nil {
+			return err
+		}
+		if !resnapped {
+			return &FailedError{Version: src.version, Findings: bad}
+		}
+		findings = src.preflight(ctx, c.cfg)
+		if bad := failed(findings); len(bad) > 0 {
+			return &FailedError{Version: src.version, Findings: bad}
+		}
 	}
 	for _, f := range findings {
 		if f.Level == LevelWarn {

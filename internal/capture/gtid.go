@@ -166,8 +166,33 @@ func (s *source) checkCheckpoint(ctx context.Context, stateDir string) (Finding,
 	f.Detail = fmt.Sprintf("the checkpoint's binlog %s (CDC resumes at %s:%d, saved %s) is no longer on the source, whose oldest binlog is %s: "+
 		"it was purged (binlog retention, PURGE BINARY LOGS, RESET MASTER), and the changes in between cannot be read again",
 		st.BinlogFile, st.BinlogFile, st.BinlogPos, st.SavedAt.Format(time.RFC3339), oldest)
-	f.Fix = resnap + "; and keep binlogs longer than binlake may stay stopped (binlog_expire_logs_seconds / expire_logs_days)"
+	f.Fix = resnap + " (or set full_load.on_binlog_loss: resnapshot, and binlake does so by itself); and keep binlogs longer than binlake may stay stopped (binlog_expire_logs_seconds / expire_logs_days)"
+	f.binlogLost = true
 	return f, true
+}
+
+// resnapshotWhenLost applies full_load.on_binlog_loss: resnapshot when the
+// only failed findings are a checkpoint whose binlog is gone: it requests
+// and applies a resnapshot, and reports true. The changes made between the
+// checkpoint and the purge cannot be read any more; loading every table
+// again is the only way to an exact lake.
+func (c *Capture) resnapshotWhenLost(bad []Finding) (bool, error) {
+	if c.cfg.FullLoad.OnBinlogLoss != config.OnBinlogLossResnapshot || len(bad) == 0 {
+		return false, nil
+	}
+	for _, f := range bad {
+		if !f.binlogLost {
+			return false, nil
+		}
+	}
+	c.log.Warn("the checkpoint's binlog is no longer on the source (full_load.on_binlog_loss: resnapshot): every selected table is loaded again", "detail", bad[0].Detail)
+	if err := RequestResnapshot(c.opts.StateDir); err != nil {
+		return false, err
+	}
+	if err := c.applyResnapshot(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // resnapshotFile is the request binlake run --resnapshot leaves in

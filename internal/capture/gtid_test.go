@@ -43,35 +43,11 @@ func compareShop(t *testing.T, lt *lakeTask, tables ...string) lake.Replay {
 	return rp
 }
 
-// TestResnapshotAfterPurge: binlake is stopped, the source changes
-// (deletes among the changes) and purges the binlog the checkpoint points
-// into. binlake run refuses to start with the purge spelled out and the
-// --resnapshot remedy; binlake check says the same; with the resnapshot
-// requested, every table is loaded again behind a truncate-table record, and
-// the lake's replay equals the source, the rows deleted during the gap gone.
-func TestResnapshotAfterPurge(t *testing.T) {
-	m := testbed.NewMariaDB(t)
-	if err := m.Exec(t.Context(), "CREATE DATABASE shop",
-		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
-		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_300"); err != nil {
-		t.Fatal(err)
-	}
-	lt := newLakeTask(t, m, "full_load: {chunk_size: 100}")
-	lt.start(t)
-	if err := m.Exec(t.Context(), "UPDATE shop.items SET v = 'cdc' WHERE id <= 10"); err != nil {
-		t.Fatal(err)
-	}
-	lt.drain(t)
-
-	// While binlake is stopped: changes, then the binlog is purged.
-	if err := m.Exec(t.Context(), "DELETE FROM shop.items WHERE id BETWEEN 50 AND 59",
-		"UPDATE shop.items SET v = 'gap' WHERE id BETWEEN 100 AND 104",
-		"INSERT INTO shop.items VALUES (1000, 'new')",
-		"FLUSH BINARY LOGS"); err != nil {
-		t.Fatal(err)
-	}
-	// MariaDB keeps a binlog until its binlog checkpoint has moved on
-	// (asynchronously) and no dump thread reads it: purge until it is gone.
+// purgeAll purges every binlog but the current one. MariaDB keeps a
+// binlog until its binlog checkpoint has moved on (asynchronously) and no
+// dump thread reads it: it purges until the first is gone.
+func purgeAll(t *testing.T, m *testbed.MariaDB) {
+	t.Helper()
 	mdb, err := m.Open("")
 	if err != nil {
 		t.Fatal(err)
@@ -101,38 +77,48 @@ func TestResnapshotAfterPurge(t *testing.T) {
 		}
 		return first != "mysql-bin.000001"
 	})
+}
 
-	// binlake check and run: the purge, and its remedy.
-	var purged *capture.Finding
-	for _, f := range capture.Preflight(t.Context(), lt.cfg) {
-		if f.Check == "checkpoint" {
-			purged = &f
-		}
-	}
-	if purged == nil || purged.Level != capture.LevelFail || !strings.Contains(purged.Detail, "mysql-bin.000001") ||
-		!strings.Contains(purged.Detail, "purged") || !strings.Contains(purged.Fix, "--resnapshot") {
-		t.Fatalf("preflight checkpoint finding: %+v, want a failure naming the purged binlog and --resnapshot", purged)
-	}
-	tk := task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
-	err = tk.Run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "--resnapshot") || !strings.Contains(err.Error(), "no longer on the source") {
-		t.Fatalf("run on a purged checkpoint: %v, want the purge and the --resnapshot remedy", err)
-	}
-
-	if err := capture.RequestResnapshot(lt.cfg.StateDir); err != nil {
+// purgedCheckpoint loads a table, lets CDC run, stops binlake, then
+// changes the source (deletes among the changes) and purges the binlog the
+// checkpoint points into.
+func purgedCheckpoint(t *testing.T, extra string) (*testbed.MariaDB, *lakeTask) {
+	t.Helper()
+	m := testbed.NewMariaDB(t)
+	if err := m.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_300"); err != nil {
 		t.Fatal(err)
 	}
+	lt := newLakeTask(t, m, "full_load: {chunk_size: 100"+extra+"}")
 	lt.start(t)
+	if err := m.Exec(t.Context(), "UPDATE shop.items SET v = 'cdc' WHERE id <= 10"); err != nil {
+		t.Fatal(err)
+	}
+	lt.drain(t)
+	if err := m.Exec(t.Context(), "DELETE FROM shop.items WHERE id BETWEEN 50 AND 59",
+		"UPDATE shop.items SET v = 'gap' WHERE id BETWEEN 100 AND 104",
+		"INSERT INTO shop.items VALUES (1000, 'new')",
+		"FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	purgeAll(t, m)
+	return m, lt
+}
+
+// resnapshotted checks the lake after a resnapshot: changes made after it
+// arrive, the replay equals the source (the rows deleted during the gap
+// gone), and the reload started with a truncate-table record at epoch 1.
+func resnapshotted(t *testing.T, m *testbed.MariaDB, lt *lakeTask) {
+	t.Helper()
 	if err := m.Exec(t.Context(), "UPDATE shop.items SET v = 'after' WHERE id = 1000", "DELETE FROM shop.items WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
 	lt.drain(t)
 	compareShop(t, lt, "items")
-
-	// The reload started with a truncate-table record, at epoch 1.
 	var marks []string
 	for _, r := range lt.records(t, "items") {
-		if r.meta("operation") == "truncate-table" || r.meta("record-type") == "control" && strings.Contains(r.line, "resnapshot") {
+		if r.meta("operation") == "truncate-table" {
 			marks = append(marks, r.meta("stream-position"))
 		}
 	}
@@ -145,9 +131,48 @@ func TestResnapshotAfterPurge(t *testing.T) {
 			t.Errorf("resnapshot marker at %s (%v), want epoch 1", p, err)
 		}
 	}
-	if capture.Preflight(t.Context(), lt.cfg) == nil {
-		t.Fatal("no findings")
+}
+
+// TestResnapshotAfterPurge: the checkpoint's binlog is purged while binlake
+// is stopped. binlake run refuses to start with the purge spelled out and
+// the --resnapshot remedy; binlake check says the same; with the resnapshot
+// requested, every table is loaded again behind a truncate-table record, and
+// the lake's replay equals the source.
+func TestResnapshotAfterPurge(t *testing.T) {
+	m, lt := purgedCheckpoint(t, "")
+	var purged *capture.Finding
+	for _, f := range capture.Preflight(t.Context(), lt.cfg) {
+		if f.Check == "checkpoint" {
+			purged = &f
+		}
 	}
+	if purged == nil || purged.Level != capture.LevelFail || !strings.Contains(purged.Detail, "mysql-bin.000001") ||
+		!strings.Contains(purged.Detail, "purged") || !strings.Contains(purged.Fix, "--resnapshot") ||
+		!strings.Contains(purged.Fix, "on_binlog_loss: resnapshot") {
+		t.Fatalf("preflight checkpoint finding: %+v, want a failure naming the purged binlog, --resnapshot and on_binlog_loss", purged)
+	}
+	tk := task.New(lt.cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	err := tk.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "--resnapshot") || !strings.Contains(err.Error(), "no longer on the source") {
+		t.Fatalf("run on a purged checkpoint: %v, want the purge and the --resnapshot remedy", err)
+	}
+	if err := capture.RequestResnapshot(lt.cfg.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	lt.start(t)
+	resnapshotted(t, m, lt)
+}
+
+// TestResnapshotWhenBinlogLost: with full_load.on_binlog_loss: resnapshot
+// the same purge makes binlake load every table again by itself, with a
+// warning, and the lake's replay equals the source.
+func TestResnapshotWhenBinlogLost(t *testing.T) {
+	m, lt := purgedCheckpoint(t, ", on_binlog_loss: resnapshot")
+	lt.start(t)
+	if !strings.Contains(lt.logs.String(), "full_load.on_binlog_loss: resnapshot") {
+		t.Error("no warning that the tables are loaded again")
+	}
+	resnapshotted(t, m, lt)
 }
 
 // TestFailoverByGTID: binlake reads a primary whose replica logs what it

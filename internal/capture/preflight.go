@@ -41,6 +41,9 @@ type Finding struct {
 	Level  Level
 	Detail string // what was found
 	Fix    string // how to fix it; empty when Level is LevelOK
+	// binlogLost marks the failure of a checkpoint whose binlog was
+	// purged, which full_load.on_binlog_loss: resnapshot cures by itself.
+	binlogLost bool
 }
 
 func (f Finding) String() string {

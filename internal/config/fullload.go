@@ -21,7 +21,18 @@ type FullLoad struct {
 	// snapshots write to (default DefaultWatermarkTable); binlake creates
 	// it when it may.
 	WatermarkTable string `yaml:"watermark_table"`
+	// OnBinlogLoss is what a start does when the checkpoint's binlog is no
+	// longer on the source (purged, RESET MASTER): OnBinlogLossFail (the
+	// default) stops with the remedy, OnBinlogLossResnapshot loads every
+	// selected table again, as binlake run --resnapshot does.
+	OnBinlogLoss string `yaml:"on_binlog_loss"`
 }
+
+// full_load.on_binlog_loss values.
+const (
+	OnBinlogLossFail       = "fail"
+	OnBinlogLossResnapshot = "resnapshot"
+)
 
 // full_load.snapshot values.
 const (
@@ -92,6 +103,11 @@ func (c *Config) validateFullLoad(ps *problems) {
 	case "", SnapshotAuto, SnapshotWatermark, SnapshotLock:
 	default:
 		ps.add("full_load.snapshot", "must be %s, %s or %s, got %q", SnapshotAuto, SnapshotWatermark, SnapshotLock, f.Snapshot)
+	}
+	switch f.OnBinlogLoss {
+	case "", OnBinlogLossFail, OnBinlogLossResnapshot:
+	default:
+		ps.add("full_load.on_binlog_loss", "must be %s or %s, got %q", OnBinlogLossFail, OnBinlogLossResnapshot, f.OnBinlogLoss)
 	}
 	if w := f.WatermarkTable; w != "" {
 		schema, table, ok := strings.Cut(w, ".")
