@@ -209,18 +209,13 @@ func (c *Capture) Run(ctx context.Context) error {
 	defer src.Close()
 	c.src = src
 	findings := src.preflight(ctx, c.cfg)
-	if bad := failed(findings); len(bad) > 0 {
-		resnapped, err := c.resnapshotWhenLost(bad)
-		if err != nil {
-			return err
-		}
-		if !resnapped {
-			return &FailedError{Version: src.version, Findings: bad}
-		}
+	if resnapped, err := c.resnapshotWhenLost(findings); err != nil {
+		return err
+	} else if resnapped {
 		findings = src.preflight(ctx, c.cfg)
-		if bad := failed(findings); len(bad) > 0 {
-			return &FailedError{Version: src.version, Findings: bad}
-		}
+	}
+	if bad := failed(findings); len(bad) > 0 {
+		return &FailedError{Version: src.version, Findings: bad}
 	}
 	for _, f := range findings {
 		if f.Level == LevelWarn {

@@ -171,21 +171,20 @@ func (s *source) checkCheckpoint(ctx context.Context, stateDir string) (Finding,
 	return f, true
 }
 
-// resnapshotWhenLost applies full_load.on_binlog_loss: resnapshot when the
-// only failed findings are a checkpoint whose binlog is gone: it requests
-// and applies a resnapshot, and reports true. The changes made between the
-// checkpoint and the purge cannot be read any more; loading every table
-// again is the only way to an exact lake.
-func (c *Capture) resnapshotWhenLost(bad []Finding) (bool, error) {
-	if c.cfg.FullLoad.OnBinlogLoss != config.OnBinlogLossResnapshot || len(bad) == 0 {
+// resnapshotWhenLost applies full_load.on_binlog_loss: resnapshot when a
+// finding says the checkpoint's binlog is gone: it requests and applies a
+// resnapshot, and reports true. The changes made between the checkpoint
+// and the purge cannot be read any more; loading every table again is the
+// only way to an exact lake.
+func (c *Capture) resnapshotWhenLost(findings []Finding) (bool, error) {
+	if c.cfg.FullLoad.OnBinlogLoss != config.OnBinlogLossResnapshot {
 		return false, nil
 	}
-	for _, f := range bad {
-		if !f.binlogLost {
-			return false, nil
-		}
+	i := slices.IndexFunc(findings, func(f Finding) bool { return f.binlogLost })
+	if i < 0 {
+		return false, nil
 	}
-	c.log.Warn("the checkpoint's binlog is no longer on the source (full_load.on_binlog_loss: resnapshot): every selected table is loaded again", "detail", bad[0].Detail)
+	c.log.Warn("the checkpoint's binlog is no longer on the source (full_load.on_binlog_loss: resnapshot): every selected table is loaded again", "detail", findings[i].Detail)
 	if err := RequestResnapshot(c.opts.StateDir); err != nil {
 		return false, err
 	}

@@ -168,6 +168,15 @@ func TestResnapshotAfterPurge(t *testing.T) {
 // warning, and the lake's replay equals the source.
 func TestResnapshotWhenBinlogLost(t *testing.T) {
 	m, lt := purgedCheckpoint(t, ", on_binlog_loss: resnapshot")
+	var lost *capture.Finding
+	for _, f := range capture.Preflight(t.Context(), lt.cfg) {
+		if f.Check == "checkpoint" {
+			lost = &f
+		}
+	}
+	if lost == nil || lost.Level != capture.LevelWarn || !strings.Contains(lost.Detail, "loads every selected table again") {
+		t.Fatalf("preflight checkpoint finding: %+v, want a warning that run loads the tables again", lost)
+	}
 	lt.start(t)
 	if !strings.Contains(lt.logs.String(), "full_load.on_binlog_loss: resnapshot") {
 		t.Error("no warning that the tables are loaded again")

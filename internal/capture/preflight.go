@@ -116,6 +116,11 @@ func (s *source) preflight(ctx context.Context, cfg *config.Config) []Finding {
 	out = append(out, selFinding)
 	out = append(out, s.checkRetention(ctx))
 	if f, ok := s.checkCheckpoint(ctx, cfg.StateDir); ok {
+		if f.binlogLost && cfg.FullLoad.OnBinlogLoss == config.OnBinlogLossResnapshot {
+			f.Level = LevelWarn
+			f.Detail += "; binlake run loads every selected table again (full_load.on_binlog_loss: resnapshot)"
+			f.Fix = "none needed; keep binlogs longer than binlake may stay stopped (binlog_expire_logs_seconds / expire_logs_days)"
+		}
 		out = append(out, f)
 	}
 	if len(tables) > 0 {
