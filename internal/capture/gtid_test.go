@@ -133,6 +133,18 @@ func resnapshotted(t *testing.T, m *testbed.MariaDB, lt *lakeTask) {
 	}
 }
 
+// checkpointFinding is binlake check's finding on the task's checkpoint,
+// nil if none.
+func checkpointFinding(t *testing.T, lt *lakeTask) *capture.Finding {
+	t.Helper()
+	for _, f := range capture.Preflight(t.Context(), lt.cfg) {
+		if f.Check == "checkpoint" {
+			return &f
+		}
+	}
+	return nil
+}
+
 // TestResnapshotAfterPurge: the checkpoint's binlog is purged while binlake
 // is stopped. binlake run refuses to start with the purge spelled out and
 // the --resnapshot remedy; binlake check says the same; with the resnapshot
@@ -140,12 +152,7 @@ func resnapshotted(t *testing.T, m *testbed.MariaDB, lt *lakeTask) {
 // the lake's replay equals the source.
 func TestResnapshotAfterPurge(t *testing.T) {
 	m, lt := purgedCheckpoint(t, "")
-	var purged *capture.Finding
-	for _, f := range capture.Preflight(t.Context(), lt.cfg) {
-		if f.Check == "checkpoint" {
-			purged = &f
-		}
-	}
+	purged := checkpointFinding(t, lt)
 	if purged == nil || purged.Level != capture.LevelFail || !strings.Contains(purged.Detail, "mysql-bin.000001") ||
 		!strings.Contains(purged.Detail, "purged") || !strings.Contains(purged.Fix, "--resnapshot") ||
 		!strings.Contains(purged.Fix, "on_binlog_loss: resnapshot") {
@@ -168,12 +175,7 @@ func TestResnapshotAfterPurge(t *testing.T) {
 // warning, and the lake's replay equals the source.
 func TestResnapshotWhenBinlogLost(t *testing.T) {
 	m, lt := purgedCheckpoint(t, ", on_binlog_loss: resnapshot")
-	var lost *capture.Finding
-	for _, f := range capture.Preflight(t.Context(), lt.cfg) {
-		if f.Check == "checkpoint" {
-			lost = &f
-		}
-	}
+	lost := checkpointFinding(t, lt)
 	if lost == nil || lost.Level != capture.LevelWarn || !strings.Contains(lost.Detail, "loads every selected table again") {
 		t.Fatalf("preflight checkpoint finding: %+v, want a warning that run loads the tables again", lost)
 	}

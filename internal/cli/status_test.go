@@ -46,9 +46,21 @@ func sampleStatus() task.Status {
 // serve runs the HTTP API on a free port for src and returns its address.
 func serve(t *testing.T, src server.StatusSource) string {
 	t.Helper()
+	return serveWith(t, src, nil).Addr()
+}
+
+// serveWith is serve with setup (TLS, a token) applied before serving.
+func serveWith(t *testing.T, src server.StatusSource, setup func(*server.Server) error) *server.Server {
+	t.Helper()
 	s, err := server.Listen("127.0.0.1:0", src, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		if err := setup(s); err != nil {
+			s.Close()
+			t.Fatal(err)
+		}
 	}
 	go s.Serve()
 	t.Cleanup(func() {
@@ -56,7 +68,7 @@ func serve(t *testing.T, src server.StatusSource) string {
 		defer cancel()
 		s.Shutdown(ctx)
 	})
-	return s.Addr()
+	return s
 }
 
 func runCLI(args ...string) (int, string, string) {

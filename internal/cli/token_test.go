@@ -74,19 +74,7 @@ func TestStatusAndTablesToken(t *testing.T) {
 func TestStatusOverTLS(t *testing.T) {
 	t.Setenv("BINLAKE_API_TOKEN", "")
 	c := testbed.NewCerts(t, "binlake.example") // not the address the CLI dials
-	s, err := server.Listen("127.0.0.1:0", &fixedSource{st: sampleStatus()}, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.UseTLS(c.ServerCert, c.ServerKey, c.CA); err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
+	s := serveWith(t, &fixedSource{st: sampleStatus()}, func(s *server.Server) error { return s.UseTLS(c.ServerCert, c.ServerKey, c.CA) })
 	dir := t.TempDir()
 	_, port, _ := net.SplitHostPort(s.Addr())
 	yml := "task: shop\nsource: {mysql: {host: 127.0.0.1, port: 3306, user: root}}\ntables: [{include: \"shop.%\"}]\n" +
@@ -116,15 +104,7 @@ func TestStatusOverTLS(t *testing.T) {
 	// A config whose http.tls_cert is another certificate than the API's.
 	other := testbed.NewCerts(t, "127.0.0.1")
 	// --url and --cacert with a certificate for the address dialled.
-	s2, err := server.Listen("127.0.0.1:0", &fixedSource{st: sampleStatus()}, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s2.UseTLS(other.ServerCert, other.ServerKey, ""); err != nil {
-		t.Fatal(err)
-	}
-	go s2.Serve()
-	defer s2.Shutdown(context.Background())
+	s2 := serveWith(t, &fixedSource{st: sampleStatus()}, func(s *server.Server) error { return s.UseTLS(other.ServerCert, other.ServerKey, "") })
 	if code, stdout, stderr := runCLI("tables", "--url", s2.URL(), "--cacert", other.CA); code != 0 || !strings.Contains(stdout, "shop.items") {
 		t.Errorf("tables --url https --cacert: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
