@@ -81,6 +81,7 @@ log: {level: warn}
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	peak := watchPeak(cmd.Process.Pid)
 	// Running once the status has a source position.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		var st struct {
@@ -200,10 +201,7 @@ log: {level: warn}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
-	l := latency{tps: tps, interval: interval}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		l.rssMiB = float64(ru.Maxrss) / 1024
-	}
+	l := latency{tps: tps, interval: interval, rssMiB: peak()}
 	mu.Lock()
 	defer mu.Unlock()
 	l.pings = len(at)

@@ -128,6 +128,7 @@ log: {level: warn}
 		cmd  *exec.Cmd
 		addr string
 		log  string
+		peak func() float64
 	}
 	var ps []proc
 	began := time.Now()
@@ -147,7 +148,7 @@ log: {level: warn}
 		}
 		f.Close()
 		t.Cleanup(func() { cmd.Process.Kill() })
-		ps = append(ps, proc{cmd, addr, logPath})
+		ps = append(ps, proc{cmd, addr, logPath, watchPeak(cmd.Process.Pid)})
 	}
 	// sample sums the workers' stored records, and reports whether every
 	// worker runs with its even share of the 6 partitions.
@@ -199,9 +200,7 @@ log: {level: warn}
 			b, _ := os.ReadFile(p.log)
 			t.Fatalf("deliver worker: %v\n%s", err, tail(b))
 		}
-		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.rssMiB = max(r.rssMiB, float64(ru.Maxrss)/1024)
-		}
+		r.rssMiB = max(r.rssMiB, p.peak())
 	}
 	if k := os.Getenv("BINLAKE_KEEP"); k != "" {
 		exec.Command("cp", "-r", dir, filepath.Join(k, taskName)).Run()
