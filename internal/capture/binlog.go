@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -87,6 +88,10 @@ func (tx *txn) setDefined(table string, v bool) {
 	tx.defined[table] = v
 }
 
+// binlogDialHook, set by tests, runs between followFailover and the binlog
+// connection, with the source's port.
+var binlogDialHook atomic.Pointer[func(port int)]
+
 // streamBinlog reads the binlog from the checkpoint until ctx is cancelled
 // (or, for a full-load task, until the load is published), loading the
 // tables toLoad on the way (load.go); initial tells that they are the task's
@@ -96,6 +101,9 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		return err
 	}
 	my := c.cfg.Source.MySQL
+	if hook := binlogDialHook.Load(); hook != nil {
+		(*hook)(my.Port)
+	}
 	cfg := replication.BinlogSyncerConfig{
 		ServerID:                my.ServerID,
 		Flavor:                  c.src.flavor,
@@ -153,6 +161,9 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		if streamer, err = syncer.StartSyncGTID(r.gset.Clone()); err != nil {
 			return sourceLost(fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err))
 		}
+		if err := c.sameServerAfterDial(ctx); err != nil {
+			return err
+		}
 		if file, pos, err = firstRotate(ctx, streamer); err != nil {
 			return sourceLost(fmt.Errorf("starting binlog stream after GTID set %s: %w", gtids, err))
 		}
@@ -161,6 +172,9 @@ func (c *Capture) streamBinlog(ctx context.Context, toLoad []TableName, initial 
 		c.log.Info("streaming binlog", "file", file, "pos", pos)
 		if streamer, err = syncer.StartSync(mysql.Position{Name: file, Pos: pos}); err != nil {
 			return sourceLost(fmt.Errorf("starting binlog stream at %s:%d: %w", file, pos, err))
+		}
+		if err := c.sameServerAfterDial(ctx); err != nil {
+			return err
 		}
 	}
 	r.file, r.pos = file, pos

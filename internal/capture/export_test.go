@@ -113,3 +113,34 @@ func SetChunkReadHook(t interface{ Cleanup(func()) }, port int, f func(table Tab
 		chunkHooks.Unlock()
 	})
 }
+
+var dialHooks struct {
+	sync.Mutex
+	m map[int]func()
+}
+
+// SetBinlogDialHook runs f each time capture of the source on port has
+// checked the source's server_id and is about to make its binlog
+// connection.
+func SetBinlogDialHook(t interface{ Cleanup(func()) }, port int, f func()) {
+	dialHooks.Lock()
+	defer dialHooks.Unlock()
+	if dialHooks.m == nil {
+		dialHooks.m = map[int]func(){}
+		hook := func(port int) {
+			dialHooks.Lock()
+			f := dialHooks.m[port]
+			dialHooks.Unlock()
+			if f != nil {
+				f()
+			}
+		}
+		binlogDialHook.Store(&hook)
+	}
+	dialHooks.m[port] = f
+	t.Cleanup(func() {
+		dialHooks.Lock()
+		delete(dialHooks.m, port)
+		dialHooks.Unlock()
+	})
+}

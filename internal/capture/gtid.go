@@ -66,9 +66,9 @@ func (s *source) executedGTIDSet(ctx context.Context) (string, error) {
 // has published, one epoch up, as a start on another server does. Without a
 // GTID set it cannot resume, and says what to do.
 func (c *Capture) followFailover(ctx context.Context) error {
-	var id uint32
-	if err := c.src.db.QueryRowContext(ctx, "SELECT @@server_id").Scan(&id); err != nil {
-		return sourceLost(fmt.Errorf("reading the source's server_id: %w", err))
+	id, err := c.sourceServerID(ctx)
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -88,6 +88,34 @@ func (c *Capture) followFailover(ctx context.Context) error {
 	st.Epoch++
 	st.BinlogFile, st.BinlogPos, st.ServerID = "", 0, id
 	c.src.serverID = id
+	return nil
+}
+
+// sourceServerID asks the source its server_id.
+func (c *Capture) sourceServerID(ctx context.Context) (uint32, error) {
+	var id uint32
+	if err := c.src.db.QueryRowContext(ctx, "SELECT @@server_id").Scan(&id); err != nil {
+		return 0, sourceLost(fmt.Errorf("reading the source's server_id: %w", err))
+	}
+	return id, nil
+}
+
+// sameServerAfterDial closes the gap between followFailover and the binlog
+// connection: a fail-over in between would have the new server read at
+// the old one's position. Asked again once the binlog connection is made,
+// another server_id ends this reading as a lost source, and the next one
+// follows the fail-over.
+func (c *Capture) sameServerAfterDial(ctx context.Context) error {
+	id, err := c.sourceServerID(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	prev := c.state.ServerID
+	c.mu.Unlock()
+	if prev != 0 && id != prev {
+		return sourceLost(fmt.Errorf("the source became server_id %d (was %d) while the binlog connection was made: a fail-over?", id, prev))
+	}
 	return nil
 }
 

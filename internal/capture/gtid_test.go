@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -352,6 +353,49 @@ func TestFailoverWhileRunning(t *testing.T) {
 	}
 	if !strings.Contains(lt.logs.String(), "a fail-over?") {
 		t.Errorf("no warning about the fail-over in the log")
+	}
+}
+
+// TestFailoverDuringDial: the address moves to the promoted replica after
+// capture checked the server_id (on the old primary) and before its binlog
+// connection is made, which then reaches the new server. Asked again once
+// connected, the server_id tells, and capture reads again by GTID set, one
+// epoch up, instead of reading the new server at the old one's position.
+func TestFailoverDuringDial(t *testing.T) {
+	primary, replica := primaryAndReplica(t)
+	if err := primary.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_100"); err != nil {
+		t.Fatal(err)
+	}
+	vip := testbed.NewTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", primary.Port))
+	lt := newLakeTask(t, primary, "")
+	lt.cfg.Source.MySQL.Port = vip.Port
+	lt.start(t)
+	if err := primary.Exec(t.Context(), "UPDATE shop.items SET v = 'before' WHERE id <= 5"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, func() bool { return lt.tk.Status().SourcePosition == primary.BinlogEnd(t) })
+	promote(t, primary, replica)
+	var once sync.Once
+	capture.SetBinlogDialHook(t, vip.Port, func() {
+		once.Do(func() { vip.Switch(fmt.Sprintf("127.0.0.1:%d", replica.Port)) })
+	})
+	vip.Switch(fmt.Sprintf("127.0.0.1:%d", primary.Port)) // a reconnection, still to the primary
+	if err := replica.Exec(t.Context(), "UPDATE shop.items SET v = 'new primary' WHERE id BETWEEN 10 AND 14"); err != nil {
+		t.Fatal(err)
+	}
+	lt.m = replica
+	lt.drain(t)
+	if st := lt.tk.Status(); st.Status == task.StatusFailed {
+		t.Fatalf("the task failed at the fail-over: %s", st.Reason)
+	}
+	compareShop(t, lt, "items")
+	if after := captureState(t, lt.cfg.StateDir); after.ServerID != 2 || after.Epoch != 1 {
+		t.Errorf("after the fail-over: server_id %d, epoch %d; want server 2 at epoch 1", after.ServerID, after.Epoch)
+	}
+	if !strings.Contains(lt.logs.String(), "while the binlog connection was made") {
+		t.Errorf("the fail-over was not caught after the binlog connection was made")
 	}
 }
 
