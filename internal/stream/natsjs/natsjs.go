@@ -377,20 +377,27 @@ func retriable(err error) bool {
 // clusterBusy tells the API errors a JetStream cluster answers while it
 // has no meta leader or the asset's leader is moving (a node went away):
 // "JetStream system temporarily unavailable", "JetStream cluster can not
-// handle request", "incomplete results", and "insufficient resources",
-// which is what creating a replicated consumer gets while the nodes for its
-// replicas are down. Another attempt, once the nodes are back, succeeds.
+// handle request", "incomplete results". Another attempt, once the cluster
+// has a leader again, succeeds.
 func clusterBusy(err error) bool {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
 	}
 	switch apiErr.ErrorCode {
-	case errCodeClusterNotAvailable, errCodeClusterNotLeader, errCodeClusterIncomplete,
-		errCodeInsufficientResources:
+	case errCodeClusterNotAvailable, errCodeClusterNotLeader, errCodeClusterIncomplete:
 		return true
 	}
 	return false
+}
+
+// noPeersYet tells "insufficient resources", which creating a replicated
+// consumer gets while the nodes for its replicas are down: retry waits for
+// them. A publish that gets it (the account's or the disk's storage is
+// full) fails instead, with the reason.
+func noPeersYet(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources
 }
 
 // The server's error codes (nats-server's errors.json) that nats.go does
@@ -453,7 +460,7 @@ func (s *Stream) retry(ctx context.Context, f func(context.Context) error) error
 		actx, cancel := context.WithTimeout(ctx, apiTimeout)
 		err := f(actx)
 		cancel()
-		if err == nil || !retriable(err) || ctx.Err() != nil {
+		if err == nil || !(retriable(err) || noPeersYet(err)) || ctx.Err() != nil {
 			return err
 		}
 		if !warned && time.Since(start) > 10*time.Second {
@@ -597,7 +604,7 @@ func (c *consumer) resetAfterDisconnect(ctx context.Context) error {
 		c.s.log().Warn("a message from the stream was lost on its way; reading again from the acknowledgement floor", "consumer", c.name)
 	}
 	if err := c.create(ctx); err != nil {
-		if retriable(err) {
+		if retriable(err) || noPeersYet(err) {
 			c.reset = true // the next Fetch tries again
 			return nil
 		}
