@@ -296,6 +296,10 @@ http:
   # Optional bearer token every endpoint but /healthz, /readyz and the console
   # page then requires (binlake status --token, or the console's #token=...).
   # token: ${BINLAKE_API_TOKEN}
+  # HTTPS only, with this certificate and key (a renewed pair is picked up
+  # without a restart); tls_client_ca asks for client certificates too.
+  # tls_cert: /etc/binlake/tls.crt
+  # tls_key: /etc/binlake/tls.key
 
 log:
   # debug, info, warn or error.
