@@ -222,15 +222,12 @@ func (c *Capture) Run(ctx context.Context) error {
 			c.log.Warn("source check: "+f.Check, "detail", f.Detail, "fix", f.Fix)
 		}
 	}
-	if prev := c.state.ServerID; prev != 0 && prev != src.serverID && (c.state.BinlogFile != "" || c.state.GTIDSet != "") {
-		// Another server than the checkpoint's (the preflight refused it
-		// without a GTID set): resume after the GTID set, one epoch up.
-		c.log.Warn("the source is another server than the checkpoint's (a fail-over?): CDC resumes after the checkpoint's GTID set, one epoch up",
-			"server_id", src.serverID, "checkpoint_server_id", prev, "gtid_set", c.state.GTIDSet, "epoch", c.state.Epoch+1)
-		c.state.Epoch++
-		c.state.BinlogFile, c.state.BinlogPos = "", 0
+	// Another server than the checkpoint's (the preflight refused it
+	// without a GTID set): resume after the GTID set, one epoch up.
+	if err := c.followServer(src.serverID); err != nil {
+		return err
 	}
-	c.state.Flavor, c.state.ServerID = src.flavor, src.serverID
+	c.state.Flavor = src.flavor
 	c.log.Info("source connected", "version", src.version, "flavor", src.flavor, "server_id", src.serverID)
 
 	tables, err := src.listTables(ctx, c.cfg.Selected)

@@ -59,25 +59,35 @@ func (s *source) executedGTIDSet(ctx context.Context) (string, error) {
 }
 
 // followFailover runs before every reading of the binlog, the first and
-// each one after a lost connection. A fail-over behind the address binlake
-// reads (a moved virtual IP, a DNS name, a cloud database's endpoint) shows
-// as another server_id: the checkpoint's binlog file and position mean
-// nothing on the new server, and CDC resumes after the GTID set of what it
-// has published, one epoch up, as a start on another server does. Without a
-// GTID set it cannot resume, and says what to do.
+// each one after a lost connection: followServer with the server_id the
+// source answers now.
 func (c *Capture) followFailover(ctx context.Context) error {
 	id, err := c.sourceServerID(ctx)
 	if err != nil {
 		return err
 	}
+	return c.followServer(id)
+}
+
+// followServer makes id the server CDC reads. On another server than the
+// one the checkpoint's position was read on (a replica promoted, at a start
+// or behind the same address while binlake runs: a moved virtual IP, a DNS
+// name, a cloud database's endpoint) that binlog file and position mean
+// nothing, and CDC resumes after the GTID set of what it has published,
+// one epoch up, so that every position read there sorts after every one
+// read before. Without a GTID set it cannot resume, and says what to do.
+func (c *Capture) followServer(id uint32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := &c.state
 	prev := st.ServerID
-	if prev == 0 || id == prev {
+	switch {
+	case id == prev:
 		return nil
-	}
-	if st.GTIDSet == "" {
+	case prev == 0 || (st.BinlogFile == "" && st.GTIDSet == ""):
+		st.ServerID, c.src.serverID = id, id // no position to follow
+		return nil
+	case st.GTIDSet == "":
 		return fmt.Errorf("the source is now server_id %d, but CDC was reading server_id %d without a GTID set (a fail-over?): "+
 			"its binlog position %s:%d means nothing on the new server; point source.mysql back at server_id %d, "+
 			"or run `binlake run --resnapshot` to load every table again (and turn GTIDs on, gtid_mode=ON on MySQL, so that the next fail-over is followed)",
