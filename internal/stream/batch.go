@@ -349,9 +349,7 @@ type Unbatcher struct {
 	// Batches and Records count the batch messages split and the records
 	// they held (tests).
 	Batches, Records uint64
-	// messages and records count every message fetched and the records
-	// they held (a message that is no batch holds one).
-	messages, records uint64
+	plain            uint64 // messages fetched that were no batch
 }
 
 var _ Consumer = (*Unbatcher)(nil)
@@ -369,10 +367,9 @@ func (u *Unbatcher) Fetch(ctx context.Context, max int, wait time.Duration) ([]*
 	}
 	if len(u.held) == 0 {
 		got, err := u.inner.Fetch(ctx, u.messagesFor(max), wait)
-		u.messages += uint64(len(got))
 		for _, d := range got {
 			if d.Op != OpBatch {
-				u.records++
+				u.plain++
 				u.held = append(u.held, d)
 				continue
 			}
@@ -382,7 +379,6 @@ func (u *Unbatcher) Fetch(ctx context.Context, max int, wait time.Duration) ([]*
 			}
 			u.Batches++
 			u.Records += uint64(len(recs))
-			u.records += uint64(len(recs))
 			u.held = append(u.held, splitAck(d, recs)...)
 		}
 		if err != nil {
@@ -404,10 +400,11 @@ func (u *Unbatcher) Fetch(ctx context.Context, max int, wait time.Duration) ([]*
 // records, decode hundreds of times more records than asked for and hold
 // them all (hundreds of MiB in a catch-up).
 func (u *Unbatcher) messagesFor(n int) int {
-	if u.messages == 0 {
+	messages, records := u.Batches+u.plain, u.Records+u.plain
+	if messages == 0 {
 		return min(n, 8)
 	}
-	per := max(u.records/u.messages, 1)
+	per := max(records/messages, 1)
 	return int(min(uint64(n), (uint64(n)+per-1)/per))
 }
 
