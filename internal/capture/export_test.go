@@ -79,68 +79,67 @@ func SetWatermarkHook(t interface{ Cleanup(func()) }, wm TableName, f func(table
 	t.Cleanup(func() { watermarkHook.Store(nil) })
 }
 
-// chunkHooks are the chunk read hooks of the tests running, by source
-// port.
-var chunkHooks struct {
-	sync.Mutex
-	m map[int]func(table TableName, after [][]byte) error
+// portHooks holds the hooks of the tests running, by the port of their
+// source (tests run in parallel).
+type portHooks[F any] struct {
+	mu sync.Mutex
+	m  map[int]F
 }
 
-// SetChunkReadHook runs f in each keyed chunk read of the source on port
-// (tests run in parallel) once its snapshot position is known, before its
-// SELECT; an error f returns fails the read. after is the raw key the
-// chunk starts after (nil: the table's start).
-func SetChunkReadHook(t interface{ Cleanup(func()) }, port int, f func(table TableName, after [][]byte) error) {
-	chunkHooks.Lock()
-	defer chunkHooks.Unlock()
-	if chunkHooks.m == nil {
-		chunkHooks.m = map[int]func(TableName, [][]byte) error{}
-		hook := func(port int, table TableName, after [][]byte) error {
-			chunkHooks.Lock()
-			f := chunkHooks.m[port]
-			chunkHooks.Unlock()
-			if f == nil {
-				return nil
-			}
-			return f(table, after)
-		}
-		chunkReadHook.Store(&hook)
+// set makes f the hook of port until the test ends.
+func (h *portHooks[F]) set(t interface{ Cleanup(func()) }, port int, f F) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[int]F{}
 	}
-	chunkHooks.m[port] = f
+	h.m[port] = f
 	t.Cleanup(func() {
-		chunkHooks.Lock()
-		delete(chunkHooks.m, port)
-		chunkHooks.Unlock()
+		h.mu.Lock()
+		delete(h.m, port)
+		h.mu.Unlock()
 	})
 }
 
-var dialHooks struct {
-	sync.Mutex
-	m map[int]func()
+func (h *portHooks[F]) get(port int) (F, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.m[port]
+	return f, ok
+}
+
+var (
+	chunkHooks portHooks[func(table TableName, after [][]byte) error]
+	dialHooks  portHooks[func()]
+)
+
+func init() {
+	chunk := func(port int, table TableName, after [][]byte) error {
+		if f, ok := chunkHooks.get(port); ok {
+			return f(table, after)
+		}
+		return nil
+	}
+	chunkReadHook.Store(&chunk)
+	dial := func(port int) {
+		if f, ok := dialHooks.get(port); ok {
+			f()
+		}
+	}
+	binlogDialHook.Store(&dial)
+}
+
+// SetChunkReadHook runs f in each keyed chunk read of the source on port
+// once its snapshot position is known, before its SELECT; an error f
+// returns fails the read. after is the raw key the chunk starts after
+// (nil: the table's start).
+func SetChunkReadHook(t interface{ Cleanup(func()) }, port int, f func(table TableName, after [][]byte) error) {
+	chunkHooks.set(t, port, f)
 }
 
 // SetBinlogDialHook runs f each time capture of the source on port has
 // checked the source's server_id and is about to make its binlog
 // connection.
 func SetBinlogDialHook(t interface{ Cleanup(func()) }, port int, f func()) {
-	dialHooks.Lock()
-	defer dialHooks.Unlock()
-	if dialHooks.m == nil {
-		dialHooks.m = map[int]func(){}
-		hook := func(port int) {
-			dialHooks.Lock()
-			f := dialHooks.m[port]
-			dialHooks.Unlock()
-			if f != nil {
-				f()
-			}
-		}
-		binlogDialHook.Store(&hook)
-	}
-	dialHooks.m[port] = f
-	t.Cleanup(func() {
-		dialHooks.Lock()
-		delete(dialHooks.m, port)
-		dialHooks.Unlock()
-	})
+	dialHooks.set(t, port, f)
 }

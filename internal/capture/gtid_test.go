@@ -293,6 +293,24 @@ func promote(t *testing.T, primary, replica *testbed.MariaDB) {
 	}
 }
 
+// behindVIP starts a primary with shop.items of rows rows, its replica, a
+// proxy to the primary standing for a virtual IP or a DNS name, and a task
+// reading the primary through the proxy, its full load done.
+func behindVIP(t *testing.T, rows int) (primary, replica *testbed.MariaDB, vip *testbed.TCPProxy, lt *lakeTask) {
+	t.Helper()
+	primary, replica = primaryAndReplica(t)
+	if err := primary.Exec(t.Context(), "CREATE DATABASE shop",
+		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
+		fmt.Sprintf("INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_%d", rows)); err != nil {
+		t.Fatal(err)
+	}
+	vip = testbed.NewTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", primary.Port))
+	lt = newLakeTask(t, primary, "")
+	lt.cfg.Source.MySQL.Port = vip.Port
+	lt.start(t)
+	return primary, replica, vip, lt
+}
+
 // TestFailoverWhileRunning: binlake reads a primary through an address that
 // moves to the promoted replica while binlake runs (a proxy standing for a
 // virtual IP or a database endpoint's DNS name), as writes go on. On the
@@ -302,16 +320,7 @@ func promote(t *testing.T, primary, replica *testbed.MariaDB) {
 // at the higher epoch. Without following the fail-over it would read the
 // new server's binlog at the old one's file and offset.
 func TestFailoverWhileRunning(t *testing.T) {
-	primary, replica := primaryAndReplica(t)
-	if err := primary.Exec(t.Context(), "CREATE DATABASE shop",
-		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
-		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_200"); err != nil {
-		t.Fatal(err)
-	}
-	vip := testbed.NewTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", primary.Port))
-	lt := newLakeTask(t, primary, "")
-	lt.cfg.Source.MySQL.Port = vip.Port
-	lt.start(t)
+	primary, replica, vip, lt := behindVIP(t, 200)
 	for i := range 20 {
 		if err := primary.Exec(t.Context(), fmt.Sprintf("UPDATE shop.items SET v = 'p%d' WHERE id = %d", i, i+1)); err != nil {
 			t.Fatal(err)
@@ -362,16 +371,7 @@ func TestFailoverWhileRunning(t *testing.T) {
 // connected, the server_id tells, and capture reads again by GTID set, one
 // epoch up, instead of reading the new server at the old one's position.
 func TestFailoverDuringDial(t *testing.T) {
-	primary, replica := primaryAndReplica(t)
-	if err := primary.Exec(t.Context(), "CREATE DATABASE shop",
-		"CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(20))",
-		"INSERT INTO shop.items SELECT seq, CONCAT('v', seq) FROM shop.seq_1_to_100"); err != nil {
-		t.Fatal(err)
-	}
-	vip := testbed.NewTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", primary.Port))
-	lt := newLakeTask(t, primary, "")
-	lt.cfg.Source.MySQL.Port = vip.Port
-	lt.start(t)
+	primary, replica, vip, lt := behindVIP(t, 100)
 	if err := primary.Exec(t.Context(), "UPDATE shop.items SET v = 'before' WHERE id <= 5"); err != nil {
 		t.Fatal(err)
 	}
