@@ -48,7 +48,7 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.token, "token", "", "bearer token of the API (the task's http.token; default: the one in --config, else $BINLAKE_API_TOKEN)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the API")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
-	cmd.Flags().StringVar(&f.cacert, "cacert", "", "PEM file of authorities (or the certificate itself) to trust for an https:// API, besides the system's (default with --config: its http.tls_cert)")
+	cmd.Flags().StringVar(&f.cacert, "cacert", "", "PEM file of authorities (or the certificate itself) to trust for an https:// API, besides the system's (with --config and no --cacert, the API must present the config's http.tls_cert itself)")
 	cmd.Flags().StringVar(&f.cert, "cert", "", "PEM file of a client certificate, for an API with http.tls_client_ca")
 	cmd.Flags().StringVar(&f.key, "key", "", "PEM file of the client certificate's key")
 }

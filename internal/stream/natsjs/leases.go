@@ -96,8 +96,6 @@ func (l kvLeases) Keys(ctx context.Context, prefix string) ([]string, error) {
 // isWrongRevision tells a failed compare-and-set: the key was written
 // since, deleted, or expired.
 func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) ||
+	return apiErrorIs(err, jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant) ||
 		errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -380,24 +381,19 @@ func retriable(err error) bool {
 // handle request", "incomplete results". Another attempt, once the cluster
 // has a leader again, succeeds.
 func clusterBusy(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode {
-	case errCodeClusterNotAvailable, errCodeClusterNotLeader, errCodeClusterIncomplete:
-		return true
-	}
-	return false
+	return apiErrorIs(err, errCodeClusterNotAvailable, errCodeClusterNotLeader, errCodeClusterIncomplete)
 }
 
 // noPeersYet tells "insufficient resources", which creating a replicated
 // consumer gets while the nodes for its replicas are down: retry waits for
 // them. A publish that gets it (the account's or the disk's storage is
 // full) fails instead, with the reason.
-func noPeersYet(err error) bool {
+func noPeersYet(err error) bool { return apiErrorIs(err, errCodeInsufficientResources) }
+
+// apiErrorIs tells whether err is a JetStream API error with one of codes.
+func apiErrorIs(err error, codes ...jetstream.ErrorCode) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources
+	return errors.As(err, &apiErr) && slices.Contains(codes, apiErr.ErrorCode)
 }
 
 // The server's error codes (nats-server's errors.json) that nats.go does
