@@ -3,13 +3,10 @@
 package bench
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/binlake/binlake/internal/testbed"
 )
 
 // watchPeak samples a running process's VmHWM, the peak resident set of
@@ -26,9 +23,9 @@ func watchPeak(pid int) func() float64 {
 	go func() {
 		defer close(done)
 		for {
-			if v, ok := vmHWM(pid); ok {
+			if kib, err := testbed.PeakRSS(pid); err == nil {
 				mu.Lock()
-				peak = max(peak, v)
+				peak = max(peak, float64(kib)/1024)
 				mu.Unlock()
 			}
 			select {
@@ -45,21 +42,4 @@ func watchPeak(pid int) func() float64 {
 		defer mu.Unlock()
 		return peak
 	}
-}
-
-// vmHWM reads /proc/<pid>/status's VmHWM in MiB.
-func vmHWM(pid int) (float64, bool) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024, err == nil
-		}
-	}
-	return 0, false
 }

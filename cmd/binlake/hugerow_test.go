@@ -5,9 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +84,10 @@ http: {listen: %s}
 		t.Fatal(err)
 	}
 	waitCaptured(t, p, addr, m.BinlogEnd(t))
-	peak := vmHWM(t, p.cmd.Process.Pid)
+	peak, err := testbed.PeakRSS(p.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	stopGracefully(t, p)
 	t.Logf("peak RSS of binlake with three 50 MiB rows: %d MiB", peak>>10)
 
@@ -121,24 +122,4 @@ func keysOf(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// vmHWM is a process's peak resident set size in KiB.
-func vmHWM(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no VmHWM in /proc/<pid>/status")
-	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -174,4 +175,21 @@ func pingHTTP(ctx context.Context, endpoint string) error {
 		return err
 	}
 	return resp.Body.Close()
+}
+
+// PeakRSS is a running process's peak resident set in KiB: VmHWM in
+// /proc/<pid>/status (Linux), the high-water mark of its own memory.
+// getrusage's ru_maxrss is not that: on Linux a child's starts at the
+// resident set its parent had when it was spawned.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
