@@ -66,7 +66,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		if !s.requireClientCert(w, r) {
 			return
 		}
-		if s.token == nil || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || (r.URL.Path == "/" && r.Method == http.MethodGet) {
+		if s.token == nil || isProbe(r) || (r.URL.Path == "/" && r.Method == http.MethodGet) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -82,6 +82,10 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// isProbe tells the health probes, which need neither token nor client
+// certificate.
+func isProbe(r *http.Request) bool { return r.URL.Path == "/healthz" || r.URL.Path == "/readyz" }
 
 // Listen binds addr; Serve starts answering. metrics is served at /metrics
 // in the Prometheus text format; nil serves no metrics (404).

@@ -47,7 +47,7 @@ func (s *Server) UseTLS(certFile, keyFile, clientCA string) error {
 // requireClientCert answers 401 to a request without a verified client
 // certificate, when the server asks for them.
 func (s *Server) requireClientCert(w http.ResponseWriter, r *http.Request) bool {
-	if !s.clientCert || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+	if !s.clientCert || isProbe(r) {
 		return true
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
