@@ -11,8 +11,14 @@ package testbed
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -32,14 +38,56 @@ func Missing(t testing.TB, what, install string) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-// Another process may take it before the caller binds it, so servers started
-// on it are retried on a new port when the bind fails.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that no other FreePort, in this process or another, hands out while this
+// process lives: a server a test stops and starts again on its port (a
+// restart, a fail-over) finds the port still its own, even while other test
+// packages start servers in parallel. The port is reserved by an flock on a
+// file named after it under the temporary directory, held until the process
+// exits, and is taken below Linux's ephemeral range (32768–60999), where
+// the kernel picks ports for outgoing connections and for listeners on port
+// 0. Another program may still bind it before the caller does, so servers
+// started on it are retried on a new port when the bind fails.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	dir := filepath.Join(os.TempDir(), "binlake-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return 0, fmt.Errorf("reserving a port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if ports.next == 0 {
+		ports.next = portLow + rand.IntN(portHigh-portLow)
+	}
+	for range portHigh - portLow {
+		p := ports.next
+		if ports.next++; ports.next == portHigh {
+			ports.next = portLow
+		}
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			return 0, fmt.Errorf("reserving a port: %w", err)
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close() // another process's
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			f.Close() // taken by a program that does not reserve
+			continue
+		}
+		l.Close()
+		ports.held = append(ports.held, f)
+		return p, nil
+	}
+	return 0, fmt.Errorf("reserving a port: every port from %d to %d is taken", portLow, portHigh-1)
+}
+
+// The range FreePort reserves ports in.
+const portLow, portHigh = 20000, 32768
+
+var ports struct {
+	mu   sync.Mutex
+	next int
+	held []*os.File // open for the life of the process: the flocks are the reservations
 }

@@ -10,7 +10,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -325,6 +327,36 @@ func TestLedgerCheck(t *testing.T) {
 		problems, _ := l.Check(tc.recs)
 		if len(problems) != 1 || !strings.Contains(problems[0], tc.want) {
 			t.Errorf("%s: problems %q, want one containing %q", name, problems, tc.want)
+		}
+	}
+}
+
+// TestFreePortReserves checks that the ports FreePort hands out are
+// distinct, below the kernel's ephemeral range, and held: another open of
+// a port's reservation file, as another test process's FreePort would
+// make, cannot lock it while this process lives.
+func TestFreePortReserves(t *testing.T) {
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < portLow || p >= portHigh {
+			t.Fatalf("port %d is outside %d–%d", p, portLow, portHigh-1)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+		f, err := os.Open(filepath.Join(os.TempDir(), "binlake-test-ports", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		f.Close()
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			t.Fatalf("port %d: locking its reservation again gave %v, want EWOULDBLOCK", p, err)
 		}
 	}
 }
