@@ -392,6 +392,7 @@ func historyColumns(tm *replication.TableMapEvent, s *TableSchema, charsets map[
 		c.name = sc.Name
 		c.kind = s.kind(i)
 		typ, strLen := realType(tm, i)
+		c.int24 = typ == mysql.MYSQL_TYPE_INT24
 		switch c.kind {
 		case kindText:
 			cs := sc.Charset

@@ -146,3 +146,49 @@ func TestSchemaHistoryMinimalMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegersWithoutSignedness writes every integer type, signed and
+// unsigned, at its edges through the binlog of servers whose table maps
+// carry signedness (MINIMAL) and of one whose table maps carry none
+// (MariaDB's default NO_LOG, where the schema history says which columns
+// are unsigned): each value arrives as the server stores it, the unsigned
+// maximums (all bits set, which read as -1 signed) included.
+func TestIntegersWithoutSignedness(t *testing.T) {
+	for _, metadata := range []string{"MINIMAL", "NO_LOG"} {
+		t.Run(metadata, func(t *testing.T) {
+			t.Parallel()
+			m := testbed.NewMariaDBWith(t, "--binlog-row-metadata="+metadata)
+			ctx := t.Context()
+			if err := m.Exec(ctx, "CREATE DATABASE shop",
+				"CREATE TABLE shop.n (id INT PRIMARY KEY, t TINYINT UNSIGNED, s SMALLINT UNSIGNED, m MEDIUMINT UNSIGNED, i INT UNSIGNED, b BIGINT UNSIGNED, "+
+					"st TINYINT, ss SMALLINT, sm MEDIUMINT, si INT, sb BIGINT)"); err != nil {
+				t.Fatal(err)
+			}
+			lt := newLakeTask(t, m, "")
+			lt.start(t)
+			if err := m.Exec(ctx,
+				"INSERT INTO shop.n VALUES (1, 255, 65535, 16777215, 4294967295, 18446744073709551615, -128, -32768, -8388608, -2147483648, -9223372036854775808)",
+				"INSERT INTO shop.n VALUES (2, 128, 32768, 8388608, 2147483648, 9223372036854775808, 127, 32767, 8388607, 2147483647, 9223372036854775807)",
+				"INSERT INTO shop.n VALUES (3, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1)",
+				"UPDATE shop.n SET t = 254, m = 16777214, b = 18446744073709551614 WHERE id = 1"); err != nil {
+				t.Fatal(err)
+			}
+			lt.drain(t)
+			var got []string
+			for _, r := range lt.records(t, "n") {
+				if r.meta("record-type") == "data" {
+					got = append(got, r.meta("operation")+" "+string(r.fields["data"]))
+				}
+			}
+			want := []string{
+				`insert {"id":1,"t":255,"s":65535,"m":16777215,"i":4294967295,"b":18446744073709551615,"st":-128,"ss":-32768,"sm":-8388608,"si":-2147483648,"sb":-9223372036854775808}`,
+				`insert {"id":2,"t":128,"s":32768,"m":8388608,"i":2147483648,"b":9223372036854775808,"st":127,"ss":32767,"sm":8388607,"si":2147483647,"sb":9223372036854775807}`,
+				`insert {"id":3,"t":0,"s":0,"m":0,"i":0,"b":0,"st":-1,"ss":-1,"sm":-1,"si":-1,"sb":-1}`,
+				`update {"id":1,"t":254,"s":65535,"m":16777214,"i":4294967295,"b":18446744073709551614,"st":-128,"ss":-32768,"sm":-8388608,"si":-2147483648,"sb":-9223372036854775808}`,
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("shop.n records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}

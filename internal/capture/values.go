@@ -166,6 +166,9 @@ type binlogColumn struct {
 	// timeDec is the declared fraction digits n of a TIME(n) column, whose
 	// fraction go-mysql leaves out when it is zero; 0 for other columns.
 	timeDec int
+	// int24 marks a MEDIUMINT, whose signed decoding (an int32 extended
+	// from 24 bits) an unsigned column undoes.
+	int24 bool
 }
 
 // binlogValue converts a value decoded by go-mysql.
@@ -186,7 +189,22 @@ func (c *binlogColumn) value(v any) (any, error) {
 			return x, nil
 		}
 	case kindUnsigned:
+		// go-mysql decodes an integer as unsigned only where the table map
+		// says so, which the binlog reader leaves out (decodeRows) and
+		// which MariaDB's binlog_row_metadata=NO_LOG does not write: the
+		// bits are the same, read as signed.
 		switch x := v.(type) {
+		case int8:
+			return uint64(uint8(x)), nil
+		case int16:
+			return uint64(uint16(x)), nil
+		case int32:
+			if c.int24 {
+				return uint64(uint32(x) & 0xffffff), nil
+			}
+			return uint64(uint32(x)), nil
+		case int64:
+			return uint64(x), nil
 		case uint8:
 			return uint64(x), nil
 		case uint16:
@@ -304,6 +322,7 @@ func binlogColumns(tm *replication.TableMapEvent, charsets map[uint64]string) ([
 			if unsigned[i] {
 				c.kind = kindUnsigned
 			}
+			c.int24 = typ == mysql.MYSQL_TYPE_INT24
 		case mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DECIMAL:
 			c.kind = kindDecimal
 		case mysql.MYSQL_TYPE_FLOAT:
