@@ -161,16 +161,33 @@ func (e *emitter) dispatchLocked(ctx context.Context) error {
 	return nil
 }
 
+// encode encodes jobs' records into their messages. A job's records are
+// encoded into one buffer, sized from the last record's size, that their
+// messages' Data share: one allocation for the job rather than one per
+// record.
 func (e *emitter) encode() {
 	defer e.wg.Done()
 	for j := range e.work {
 		hint := int(e.hint.Load())
+		var buf []byte
+		now := time.Now() // the records' metadata timestamp: when they were built
 		for i, rec := range j.recs {
-			j.msgs[i] = message(rec, j.parts[i], hint)
+			rec.BuiltAt = now
+			if want := hint + hint/4 + 64; cap(buf)-len(buf) < want {
+				buf = make([]byte, 0, want*(len(j.recs)-i))
+			}
+			start := len(buf)
+			buf = rec.AppendJSON(buf)
+			data := buf[start:len(buf):len(buf)]
+			table := ""
+			if i > 0 && rec.Schema == j.recs[i-1].Schema && rec.Table == j.recs[i-1].Table {
+				table = j.msgs[i-1].Table
+			}
+			j.msgs[i] = message(rec, j.parts[i], data, table)
 			if j.noKey[i] {
 				j.msgs[i].Key = ""
 			}
-			hint = len(j.msgs[i].Data)
+			hint = len(data)
 		}
 		e.hint.Store(int64(hint))
 		close(j.done)
@@ -259,18 +276,20 @@ func (e *emitter) close() {
 	e.wg.Wait()
 }
 
-// message is a record's stream message on partition part; hint sizes its
-// JSON buffer.
-func message(rec *change.Record, part, hint int) *stream.Message {
-	rec.BuiltAt = time.Now()
+// message is a record's stream message on partition part, with data, the
+// record's JSON; table is "schema.table", or empty to be made.
+func message(rec *change.Record, part int, data []byte, table string) *stream.Message {
+	if table == "" {
+		table = rec.Schema + "." + rec.Table
+	}
 	return &stream.Message{
 		Partition:  part,
-		Table:      rec.Schema + "." + rec.Table,
+		Table:      table,
 		Position:   rec.Position.String(),
 		Op:         string(rec.Op),
 		CommitTime: rec.CommitTime,
 		Key:        rec.PartitionKey,
-		Data:       rec.AppendJSON(make([]byte, 0, hint+hint/4+64)),
+		Data:       data,
 	}
 }
 

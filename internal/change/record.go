@@ -168,11 +168,37 @@ func (r *Record) AppendJSON(b []byte) []byte {
 }
 
 // appendTime appends t as a JSON string in tsLayout (digits and
-// punctuation only: nothing to escape).
+// separators only, so no escaping), in UTC. It writes the digits itself:
+// two timestamps go into every record, and time.AppendFormat was 40% of the
+// JSON encoding's time.
 func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, tsLayout)
-	return append(b, '"')
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, tsLayout)
+		return append(b, '"')
+	}
+	hour, minute, sec := t.Clock()
+	n := len(b)
+	b = append(b, `"0000-00-00T00:00:00.000000Z"`...)
+	d := b[n+1:]
+	putDigits(d[0:4], uint64(year))
+	putDigits(d[5:7], uint64(month))
+	putDigits(d[8:10], uint64(day))
+	putDigits(d[11:13], uint64(hour))
+	putDigits(d[14:16], uint64(minute))
+	putDigits(d[17:19], uint64(sec))
+	putDigits(d[20:26], uint64(t.Nanosecond()/1000))
+	return b
+}
+
+// putDigits writes v's last len(d) decimal digits into d, zero-padded.
+func putDigits(d []byte, v uint64) {
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = '0' + byte(v%10)
+		v /= 10
+	}
 }
 
 func appendRow(b []byte, row Row) []byte {
