@@ -516,3 +516,12 @@ func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestTypeZooWithoutRowMetadata runs the zoo on a MariaDB on its default
+// binlog_row_metadata=NO_LOG: the table maps carry no names, signedness,
+// character sets or enum labels, so the binlog's records are decoded with
+// the schema history, and must be the very same.
+func TestTypeZooWithoutRowMetadata(t *testing.T) {
+	recs, _ := zooTask(t, "", "--binlog-row-metadata=NO_LOG")
+	checkZoo(t, recs)
+}
