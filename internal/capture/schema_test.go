@@ -23,8 +23,20 @@ import (
 // reason, and the others keep flowing. MariaDB's own DDL (CREATE OR
 // REPLACE, ALTER ONLINE, the UUID, INET6 and INET4 types, an INVISIBLE
 // column) is read, and its table's values come out as the SELECT's.
+//
+// It runs with MINIMAL and with NO_LOG (MariaDB's default), whose table
+// maps carry neither signedness nor character sets nor enum labels.
 func TestSchemaHistoryMinimalMetadata(t *testing.T) {
-	m := testbed.NewMariaDBWith(t, "--binlog-row-metadata=MINIMAL")
+	for _, metadata := range []string{"MINIMAL", "NO_LOG"} {
+		t.Run(metadata, func(t *testing.T) {
+			t.Parallel()
+			schemaHistory(t, metadata)
+		})
+	}
+}
+
+func schemaHistory(t *testing.T, metadata string) {
+	m := testbed.NewMariaDBWith(t, "--binlog-row-metadata="+metadata)
 	ctx := t.Context()
 	if err := m.Exec(ctx, "CREATE DATABASE shop",
 		"CREATE TABLE shop.a (id INT PRIMARY KEY, name VARCHAR(20), qty INT UNSIGNED, price DECIMAL(6,2)) DEFAULT CHARSET=utf8mb4",
