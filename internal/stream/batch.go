@@ -314,11 +314,19 @@ func DecodeBatch(m *Message) ([]Message, error) {
 		return nil, fmt.Errorf("batch %s: %w: bad record count", m.Position, errBatch)
 	}
 	out := make([]Message, 0, count)
+	// A batch's records mostly share their table and operation: the
+	// previous record's strings serve when the bytes are the same.
+	var table, op string
 	for range count {
 		r := Message{Partition: m.Partition}
 		r.Position = string(bytes())
-		r.Table = string(bytes())
-		r.Op = string(bytes())
+		if b := bytes(); string(b) != table {
+			table = string(b)
+		}
+		if b := bytes(); string(b) != op {
+			op = string(b)
+		}
+		r.Table, r.Op = table, op
 		us, k := binary.Varint(data)
 		if k <= 0 {
 			err = errBatch
@@ -411,28 +419,38 @@ func (u *Unbatcher) messagesFor(n int) int {
 // splitAck returns the records of batch d, each acknowledged on its own;
 // d is acknowledged when the last of them is.
 func splitAck(d *Delivered, recs []Message) []*Delivered {
-	var mu sync.Mutex
-	left := len(recs)
+	b := &batchAcks{d: d, left: len(recs), acked: make([]bool, len(recs))}
+	all := make([]Delivered, len(recs)) // one allocation for the batch's records
 	out := make([]*Delivered, len(recs))
 	for i, r := range recs {
-		once := false
-		out[i] = NewDelivered(r, d.Seq, func(ctx context.Context) error {
-			mu.Lock()
-			if once {
-				mu.Unlock()
-				return nil
-			}
-			once = true
-			left--
-			all := left == 0
-			mu.Unlock()
-			if all {
-				return d.Ack(ctx)
-			}
-			return nil
-		})
+		all[i] = Delivered{Message: r, Seq: d.Seq, ack: func(ctx context.Context) error { return b.ack(ctx, i) }}
+		out[i] = &all[i]
 	}
 	return out
+}
+
+// batchAcks acknowledges batch d once each of its records was.
+type batchAcks struct {
+	d     *Delivered
+	mu    sync.Mutex
+	left  int
+	acked []bool
+}
+
+func (b *batchAcks) ack(ctx context.Context, i int) error {
+	b.mu.Lock()
+	if b.acked[i] {
+		b.mu.Unlock()
+		return nil
+	}
+	b.acked[i] = true
+	b.left--
+	last := b.left == 0
+	b.mu.Unlock()
+	if last {
+		return b.d.Ack(ctx)
+	}
+	return nil
 }
 
 // Pending is the inner consumer's pending messages (a batch counts once)
