@@ -48,9 +48,9 @@ type emitter struct {
 	// that it is armed.
 	linger    *time.Timer
 	lingering bool
-	// hint is the size of the last record's JSON, to size the next one's
-	// buffer.
-	hint atomic.Int64
+	// avg is the average size of the last job's records' JSON, to size
+	// the next job's buffers.
+	avg atomic.Int64
 
 	work  chan *emitJob
 	order chan *emitJob
@@ -162,23 +162,32 @@ func (e *emitter) dispatchLocked(ctx context.Context) error {
 }
 
 // encode encodes jobs' records into their messages. A job's records are
-// encoded into one buffer, sized from the last record's size, that their
-// messages' Data share: one allocation for the job rather than one per
-// record.
+// encoded into shared buffers, sized from the average record of the last
+// job and at most arenaSize each, that their messages' Data share: a
+// buffer for many records rather than one each. A record that does not fit
+// the room left grows a buffer of its own, and the next record starts a new
+// one, so that a huge row neither sizes nor is kept by its neighbours.
 func (e *emitter) encode() {
 	defer e.wg.Done()
 	for j := range e.work {
-		hint := int(e.hint.Load())
+		avg := int(e.avg.Load())
+		// Room for a typical record; past an eighth of a buffer, a record
+		// is as well encoded on its own.
+		want := min(avg+avg/4+64, arenaSize/8)
 		var buf []byte
+		total := 0
 		now := time.Now() // the records' metadata timestamp: when they were built
 		for i, rec := range j.recs {
 			rec.BuiltAt = now
-			if want := hint + hint/4 + 64; cap(buf)-len(buf) < want {
-				buf = make([]byte, 0, want*(len(j.recs)-i))
+			if cap(buf)-len(buf) < want {
+				buf = make([]byte, 0, min(want*(len(j.recs)-i), arenaSize))
 			}
-			start := len(buf)
+			start, room := len(buf), cap(buf)-len(buf)
 			buf = rec.AppendJSON(buf)
 			data := buf[start:len(buf):len(buf)]
+			if len(data) > room {
+				buf = nil // grown for this record alone
+			}
 			table := ""
 			if i > 0 && rec.Schema == j.recs[i-1].Schema && rec.Table == j.recs[i-1].Table {
 				table = j.msgs[i-1].Table
@@ -187,12 +196,17 @@ func (e *emitter) encode() {
 			if j.noKey[i] {
 				j.msgs[i].Key = ""
 			}
-			hint = len(data)
+			total += len(data)
 		}
-		e.hint.Store(int64(hint))
+		if len(j.recs) > 0 {
+			e.avg.Store(int64(total / len(j.recs)))
+		}
 		close(j.done)
 	}
 }
+
+// arenaSize is the most a buffer shared by a job's records is made with.
+const arenaSize = 256 << 10
 
 func (e *emitter) publish() {
 	defer e.wg.Done()
