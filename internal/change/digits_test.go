@@ -31,3 +31,33 @@ func TestAppendTime(t *testing.T) {
 		}
 	}
 }
+
+// TestPlain8 checks the 8-byte test of AppendString against the byte-wise
+// rule: every byte value in every lane of plain text, and random bytes.
+func TestPlain8(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	for lane := range 8 {
+		for c := range 256 {
+			s := []byte("abcdefgh")
+			s[lane] = byte(c)
+			if got := plain8(string(s)); got != plain(byte(c)) {
+				t.Fatalf("plain8(%q) = %v", s, got)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 200000 {
+		var s [8]byte
+		want := true
+		for i := range s {
+			s[i] = byte(r.UintN(256))
+			if r.UintN(2) == 0 { // mostly printable, to reach the all-plain case
+				s[i] = byte(0x20 + r.UintN(0x60))
+			}
+			want = want && plain(s[i])
+		}
+		if got := plain8(string(s[:])); got != want {
+			t.Fatalf("plain8(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
