@@ -244,6 +244,11 @@ func (c *binlogColumn) value(v any) (any, error) {
 	case kindText:
 		switch x := v.(type) {
 		case string:
+			// go-mysql's strings share the event's bytes: one copy, for
+			// UTF-8 columns the only work there is.
+			if c.dec == nil {
+				return strings.Clone(x), nil
+			}
 			return decodeText(c.dec, []byte(x)), nil
 		case []byte:
 			return decodeText(c.dec, x), nil
