@@ -43,16 +43,17 @@ func Missing(t testing.TB, what, install string) {
 // process lives: a server a test stops and starts again on its port (a
 // restart, a fail-over) finds the port still its own, even while other test
 // packages start servers in parallel. The port is reserved by an flock on a
-// file named after it under the temporary directory, held until the process
-// exits, and is taken below Linux's ephemeral range (32768–60999), where
-// the kernel picks ports for outgoing connections and for listeners on port
-// 0. Another program may still bind it before the caller does, so servers
-// started on it are retried on a new port when the bind fails.
+// file named after it (in portDir), held until the process exits, and is
+// taken below Linux's ephemeral range (32768–60999), where the kernel picks
+// ports for outgoing connections and for listeners on port 0. Another
+// program, or another user's tests, may still bind it before the caller
+// does, so servers started on it are retried on a new port when the bind
+// fails.
 func FreePort() (int, error) {
 	ports.mu.Lock()
 	defer ports.mu.Unlock()
-	dir := filepath.Join(os.TempDir(), "binlake-test-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	dir := portDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, fmt.Errorf("reserving a port: %w", err)
 	}
 	if ports.next == 0 {
@@ -81,6 +82,12 @@ func FreePort() (int, error) {
 		return p, nil
 	}
 	return 0, fmt.Errorf("reserving a port: every port from %d to %d is taken", portLow, portHigh-1)
+}
+
+// portDir holds FreePort's reservation files: one per user, whose
+// permissions are the user's own.
+func portDir() string {
+	return filepath.Join(os.TempDir(), "binlake-test-ports-"+strconv.Itoa(os.Getuid()))
 }
 
 // The range FreePort reserves ports in.

@@ -349,7 +349,7 @@ func TestFreePortReserves(t *testing.T) {
 			t.Fatalf("port %d handed out twice", p)
 		}
 		seen[p] = true
-		f, err := os.Open(filepath.Join(os.TempDir(), "binlake-test-ports", strconv.Itoa(p)))
+		f, err := os.Open(filepath.Join(portDir(), strconv.Itoa(p)))
 		if err != nil {
 			t.Fatal(err)
 		}
