@@ -15,7 +15,11 @@ import (
 //     the same);
 //   - the types INET6, INET4 and UUID: BINARY(16), BINARY(4), BINARY(16),
 //     with the column's name in types so that its values are formatted as
-//     the type's (the binlog carries them as those binary strings).
+//     the type's (the binlog carries them as those binary strings);
+//   - the spatial types (GEOMETRY, POINT, ..., MySQL's and MariaDB's
+//     alike), which the parser does not know: LONGBLOB, with the type in
+//     types (the binlog carries them as GEOMETRY, a blob), their SRID n or
+//     REF_SYSTEM_ID=n dropped, and SPATIAL INDEX/KEY made a plain index.
 //
 // It works on tokens: text in quotes, quoted identifiers and comments are
 // never changed. A type is recognised only right after a column name in a
@@ -55,22 +59,72 @@ func mariaDBDDL(q string) (string, map[string]string) {
 		}
 		return true
 	}
-	// typeAt rewrites the type at i when it is one of MariaDB's own, for
-	// the column named by token col.
+	// dropSRID drops a spatial column's reference system from the rest of
+	// its definition (the type at i up to the next "," or ")" outside
+	// parentheses): MySQL's SRID n, MariaDB's REF_SYSTEM_ID=n. It says
+	// nothing about the values' binlog form.
+	dropSRID := func(i int) {
+		depth := 0
+		for j := next(i); j < len(toks); j = next(j) {
+			switch toks[j].text {
+			case "(":
+				depth++
+				continue
+			case ")", ",":
+				if depth == 0 {
+					return
+				}
+				if toks[j].text == ")" {
+					depth--
+				}
+				continue
+			}
+			switch word(j) {
+			case "SRID":
+				if k := next(j); k < len(toks) && isNumber(toks[k]) {
+					drop(j)
+					drop(k)
+				}
+			case "REF_SYSTEM_ID":
+				k := next(j)
+				if k < len(toks) && toks[k].text == "=" {
+					k = next(k)
+				}
+				if k < len(toks) && isNumber(toks[k]) {
+					for ; j <= k; j++ {
+						drop(j)
+					}
+					j = k
+				}
+			}
+		}
+	}
+	// typeAt rewrites the type at i when it is one binlake reads another
+	// way (MariaDB's own, the spatial ones), for the column named by token
+	// col.
 	typeAt := func(i, col int) {
-		var bin string
+		var bin, typ string
 		switch w := word(i); w {
 		case "INET6", "UUID":
 			bin = "BINARY(16)"
 		case "INET4":
 			bin = "BINARY(4)"
+		case "GEOMETRY", "POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION", "GEOMCOLLECTION":
+			bin, typ = "LONGBLOB", "geometrycollection"
+			if w != "GEOMCOLLECTION" {
+				typ = strings.ToLower(w)
+			}
+			dropSRID(i)
 		default:
 			return
+		}
+		if typ == "" {
+			typ = strings.ToLower(word(i))
 		}
 		if types == nil {
 			types = map[string]string{}
 		}
-		types[strings.ToLower(unquoteIdent(toks[col].text))] = strings.ToLower(word(i))
+		types[strings.ToLower(unquoteIdent(toks[col].text))] = typ
 		toks[i].text = bin
 	}
 	// afterName skips IF [NOT] EXISTS and [COLUMN] after ADD, MODIFY or
@@ -128,6 +182,11 @@ func mariaDBDDL(q string) (string, map[string]string) {
 			}
 		case "ONLINE":
 			if j := next(i); word(j) == "TABLE" && word(prevWord(toks, i)) == "ALTER" {
+				drop(i)
+			}
+		case "SPATIAL":
+			// SPATIAL INDEX/KEY: an index, which changes no column.
+			if w := word(next(i)); w == "INDEX" || w == "KEY" {
 				drop(i)
 			}
 		case "INVISIBLE":
@@ -244,6 +303,19 @@ func prevToken(toks []sqlToken, i int) int {
 
 // prevWord is prevToken, for use with word lookups (-1 when none).
 func prevWord(toks []sqlToken, i int) int { return prevToken(toks, i) }
+
+// isNumber tells whether t is an unsigned integer.
+func isNumber(t sqlToken) bool {
+	if t.kind != tokWord || t.text == "" {
+		return false
+	}
+	for _, c := range t.text {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // unquoteIdent removes an identifier's backticks.
 func unquoteIdent(s string) string {

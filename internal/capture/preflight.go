@@ -154,7 +154,7 @@ var binlogSettings = []binlogSetting{
 		"SET GLOBAL binlog_format=ROW, and start the server with --binlog-format=ROW so that it stays after a restart (sessions already open keep their format)", false},
 	{"binlog_row_image", "FULL", "update and delete records carry every column",
 		"SET GLOBAL binlog_row_image=FULL, and start the server with --binlog-row-image=FULL", false},
-	{"binlog_row_metadata", "FULL", "without FULL metadata the binlog's table maps do not name the columns, so capture decodes rows with its schema history (the schema at start plus every DDL in the binlog, parsed); a DDL the parser cannot read (spatial columns, MariaDB's system versioning or compressed columns), or a schema changed without the binlog (sql_log_bin=0), puts that table in \"Table error\" until it is reloaded, and a task started at an older cdc_start_position begins with today's schema",
+	{"binlog_row_metadata", "FULL", "without FULL metadata the binlog's table maps do not name the columns, so capture decodes rows with its schema history (the schema at start plus every DDL in the binlog, parsed); a DDL the parser cannot read (MariaDB's system versioning or compressed columns), or a schema changed without the binlog (sql_log_bin=0), puts that table in \"Table error\" until it is reloaded, and a task started at an older cdc_start_position begins with today's schema",
 		"SET GLOBAL binlog_row_metadata=FULL, and start the server with --binlog-row-metadata=FULL (needs MySQL 8.0.1 or MariaDB 10.5)", true},
 }
 

@@ -20,7 +20,7 @@ import (
 // history (schema.go) with the TiDB SQL parser, the MySQL grammar that
 // go-mysql itself depends on, after mariaDBDDL has rewritten MariaDB's own
 // syntax it can. A statement the parser rejects (system versioning,
-// compressed or spatial columns) or an ALTER TABLE clause
+// compressed columns) or an ALTER TABLE clause
 // whose effect on the columns binlake does not model makes the tables it
 // names unknown from there: the history says why, and a table map that
 // needs the history then puts the table in "Table error".
