@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/binlake/binlake/internal/lake"
 )
@@ -357,6 +358,25 @@ func TestFreePortReserves(t *testing.T) {
 		f.Close()
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			t.Fatalf("port %d: locking its reservation again gave %v, want EWOULDBLOCK", p, err)
+		}
+	}
+}
+
+// TestWorkloadTransientErrors: the workload goes on after the errors an
+// application retries, and stops on others.
+func TestWorkloadTransientErrors(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("workload comment: %w", &mysql.MySQLError{Number: 1213, Message: "Deadlock found"}), true},
+		{&mysql.MySQLError{Number: 1205}, true},
+		{fmt.Errorf("x: %w", &mysql.MySQLError{Number: 1412}), true},
+		{&mysql.MySQLError{Number: 1146, Message: "Table doesn't exist"}, false},
+		{errors.New("connection refused"), false},
+	} {
+		if got := transient(tt.err); got != tt.want {
+			t.Errorf("transient(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

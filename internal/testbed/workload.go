@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Workload writes to a seeded WordPress database the way a busy site does,
@@ -101,9 +103,29 @@ func (w *Workload) Run(ctx context.Context, rate int) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if transient(err) {
+				continue // rolled back: the next step goes on
+			}
 			return err
 		}
 	}
+}
+
+// transient tells whether err is an error a busy site's application
+// retries: a deadlock, a lock wait timeout, or a table whose definition a
+// concurrent DDL changed under the transaction. A test's DDL beside the
+// workload makes them now and then; a workload that stopped on them would
+// leave the test waiting for changes that never come.
+func transient(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1205, 1213, 1412: // ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, ER_TABLE_DEF_CHANGED
+		return true
+	}
+	return false
 }
 
 // step runs one Step to its end even if ctx ends meanwhile: a statement
