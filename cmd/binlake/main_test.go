@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -70,6 +71,29 @@ func (p *proc) logTail() string {
 		b = b[len(b)-4000:]
 	}
 	return string(b)
+}
+
+// goroutineDump stops a process that hangs with SIGQUIT, whose Go runtime
+// then prints every goroutine's stack, and returns the stacks that pass
+// through binlake's own packages: where it waits.
+func (p *proc) goroutineDump() string {
+	p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+	}
+	b, _ := os.ReadFile(p.log)
+	i := bytes.Index(b, []byte("SIGQUIT"))
+	if i < 0 {
+		return "(no goroutine dump)"
+	}
+	var out strings.Builder
+	for _, g := range strings.Split(string(b[i:]), "\n\n") {
+		if strings.Contains(g, "binlake/internal") && out.Len() < 30000 {
+			out.WriteString(g + "\n\n")
+		}
+	}
+	return out.String()
 }
 
 func status(addr string) (task.Status, error) {

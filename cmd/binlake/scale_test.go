@@ -231,7 +231,8 @@ http: {listen: "${BINLAKE_HTTP}"}
 				t.Errorf("binlake after SIGTERM: %v (want exit 0)\n%s", err, p.logTail())
 			}
 		case <-time.After(60 * time.Second):
-			t.Fatalf("binlake did not stop within 60s of SIGTERM\n%s", p.logTail())
+			tail := p.logTail()
+			t.Fatalf("binlake did not stop within 60s of SIGTERM\n%s\ngoroutines:\n%s", tail, p.goroutineDump())
 		}
 	}
 	_, rp := mismatches()
