@@ -284,8 +284,18 @@ func (t *Task) runDelivery(ctx context.Context, shared *sharedPartitions, failed
 		<-ctx.Done() // (Run returns early only on error)
 	case <-ctx.Done():
 		if shared != nil {
-			if err := <-coordDone; err != nil {
-				t.log.Error("handing the partitions over", "err", err)
+			// The hand-overs are served by delivery: should it end
+			// meanwhile, nothing would serve them.
+			select {
+			case err := <-coordDone:
+				if err != nil {
+					t.log.Error("handing the partitions over", "err", err)
+				}
+			case err := <-done:
+				if err == nil {
+					err = errors.New("stopped before the partitions were handed over")
+				}
+				return fmt.Errorf("delivery: %w", err)
 			}
 		}
 	}
