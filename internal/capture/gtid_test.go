@@ -338,16 +338,7 @@ func TestFailoverWhileRunning(t *testing.T) {
 		"INSERT INTO shop.items VALUES (600, 'r')", "DELETE FROM shop.items WHERE id = 2"); err != nil {
 		t.Fatal(err)
 	}
-	lt.m = replica
-	lt.drain(t)
-	if st := lt.tk.Status(); st.Status == task.StatusFailed {
-		t.Fatalf("the task failed at the fail-over: %s", st.Reason)
-	}
-	compareShop(t, lt, "items")
-	after := captureState(t, lt.cfg.StateDir)
-	if after.ServerID != 2 || after.Epoch != 1 {
-		t.Errorf("after the fail-over: server_id %d, epoch %d; want server 2 at epoch 1 (source position before: %s)", after.ServerID, after.Epoch, before.SourcePosition)
-	}
+	drainOnNewPrimary(t, lt, replica, before.SourcePosition)
 	var onNew int
 	for _, r := range lt.records(t, "items") {
 		if strings.Contains(r.line, `"new primary"`) || strings.Contains(r.line, `"r"`) {
@@ -385,15 +376,7 @@ func TestFailoverDuringDial(t *testing.T) {
 	if err := replica.Exec(t.Context(), "UPDATE shop.items SET v = 'new primary' WHERE id BETWEEN 10 AND 14"); err != nil {
 		t.Fatal(err)
 	}
-	lt.m = replica
-	lt.drain(t)
-	if st := lt.tk.Status(); st.Status == task.StatusFailed {
-		t.Fatalf("the task failed at the fail-over: %s", st.Reason)
-	}
-	compareShop(t, lt, "items")
-	if after := captureState(t, lt.cfg.StateDir); after.ServerID != 2 || after.Epoch != 1 {
-		t.Errorf("after the fail-over: server_id %d, epoch %d; want server 2 at epoch 1", after.ServerID, after.Epoch)
-	}
+	drainOnNewPrimary(t, lt, replica, "")
 	if !strings.Contains(lt.logs.String(), "while the binlog connection was made") {
 		t.Errorf("the fail-over was not caught after the binlog connection was made")
 	}
@@ -472,4 +455,22 @@ func cdcFrom(t *testing.T, m *testbed.MariaDB, start string) []string {
 		}
 	}
 	return got
+}
+
+// drainOnNewPrimary drains a task whose source failed over to replica
+// (server_id 2), and checks that it did not fail, that the lake equals
+// shop.items on the replica, and that capture follows the replica one
+// epoch up. before is the source position before the fail-over, for the
+// message, or empty.
+func drainOnNewPrimary(t *testing.T, lt *lakeTask, replica *testbed.MariaDB, before string) {
+	t.Helper()
+	lt.m = replica
+	lt.drain(t)
+	if st := lt.tk.Status(); st.Status == task.StatusFailed {
+		t.Fatalf("the task failed at the fail-over: %s", st.Reason)
+	}
+	compareShop(t, lt, "items")
+	if after := captureState(t, lt.cfg.StateDir); after.ServerID != 2 || after.Epoch != 1 {
+		t.Errorf("after the fail-over: server_id %d, epoch %d; want server 2 at epoch 1 (source position before: %s)", after.ServerID, after.Epoch, before)
+	}
 }
